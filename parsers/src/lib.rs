@@ -1,0 +1,239 @@
+//! # auditrelay-parsers
+//!
+//! Turns syslog bytes into audit records, with no I/O: RFC 5424 (strict), RFC 3164 as devices
+//! really send it (named dialects), RFC 6587 framing, and CEF/LEEF/key=value payloads. Nothing is
+//! ever dropped for failing to parse: such a message becomes a `raw` record with `parse_error`
+//! and its original bytes.
+//!
+//! ```
+//! use auditrelay_parsers::{parse, ParseOptions, timestamp::DateTime};
+//!
+//! let received = DateTime::from_unix_micros(1_700_000_000_000_000);
+//! let record = parse(b"<34>1 2003-10-11T22:14:15.003Z host su - ID47 - 'su root' failed",
+//!                    &received, &ParseOptions::default());
+//! assert_eq!(record.format.name(), "rfc5424");
+//! assert_eq!(record.hostname.as_deref(), Some("host"));
+//! let json = String::from_utf8(record.to_json()).unwrap();
+//! assert!(json.contains(r#""message":"'su root' failed""#));
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod framing;
+pub mod payload;
+pub mod pri;
+pub mod record;
+pub mod rfc3164;
+pub mod rfc5424;
+pub mod timestamp;
+
+use std::borrow::Cow;
+
+use payload::{parse_cef, parse_leef, text};
+use pri::DEFAULT_PRI;
+use record::trim_trailer;
+pub use record::{EventTime, Format, Record, Source};
+use rfc3164::{parse_rfc3164, Dialect, Rfc3164Options};
+use rfc5424::{looks_like_rfc5424, parse_rfc5424, Rfc5424Options};
+use timestamp::{resolve, DateTime};
+
+/// Which syslog format to expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FormatChoice {
+    /// RFC 5424 when the message starts with `<PRI>VERSION SP`, RFC 3164 otherwise. Repeated
+    /// SD-IDs are kept (and reported in `parse_error`) rather than rejected.
+    #[default]
+    Auto,
+    /// RFC 5424 to the letter: anything invalid becomes `raw`.
+    Rfc5424,
+    /// RFC 3164 (and its dialects) only.
+    Rfc3164,
+}
+
+/// How to parse: the format to expect, the zone for timestamps that carry none, payload parsers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ParseOptions {
+    pub format: FormatChoice,
+    /// UTC offset in minutes assumed for legacy timestamps without a zone (per source).
+    pub default_offset_minutes: i16,
+    /// Read `key=value` pairs from legacy messages that no dialect claimed.
+    pub key_values: bool,
+}
+
+/// Parses one message (one frame) received at `received` into a record. Never fails: what does
+/// not parse is returned as `format: "raw"` with the reason.
+pub fn parse<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) -> Record<'a> {
+    let mut record = match options.format {
+        FormatChoice::Rfc5424 => from_rfc5424(raw, Rfc5424Options::default()),
+        FormatChoice::Rfc3164 => from_rfc3164(raw, received, options),
+        FormatChoice::Auto if looks_like_rfc5424(raw) => from_rfc5424(
+            raw,
+            Rfc5424Options {
+                allow_duplicate_sd_ids: true,
+            },
+        ),
+        FormatChoice::Auto => from_rfc3164(raw, received, options),
+    };
+    record.received_at = Some(*received);
+    record
+}
+
+fn from_rfc5424(raw: &[u8], options: Rfc5424Options) -> Record<'_> {
+    // Senders often end a frame with LF or NUL; RFC 5424 has no trailer, so it is not MSG.
+    let input = trim_trailer(raw);
+    let m = match parse_rfc5424(input, options) {
+        Ok(m) => m,
+        Err(e) => {
+            let mut record = Record::raw(raw, e.to_string());
+            record.pri = pri::parse_pri(input).ok().map(|(_, p)| p);
+            return record;
+        }
+    };
+    let mut record = Record::raw(raw, String::new());
+    record.parse_error = None;
+    record.format = Format::Rfc5424;
+    record.pri = Some(m.pri);
+    record.version = Some(m.version);
+    if let Some((_, text)) = m.timestamp {
+        record.timestamp = Some(EventTime::Verbatim(text));
+        record.timestamp_raw = Some(Cow::Borrowed(text));
+    }
+    record.hostname = m.hostname.map(Cow::Borrowed);
+    record.app_name = m.app_name.map(Cow::Borrowed);
+    record.proc_id = m.proc_id.map(Cow::Borrowed);
+    record.msg_id = m.msg_id.map(Cow::Borrowed);
+    if let Some(msg) = m.msg.filter(|msg| !msg.bytes.is_empty()) {
+        apply_payload(&mut record, msg.bytes);
+        record.message = Some(text(msg.bytes));
+    }
+    if m.has_duplicate_sd_id {
+        record.add_parse_error("repeated SD-ID kept (RFC 5424 section 6.3.2 forbids it)");
+    }
+    record.structured_data = m.structured_data;
+    record
+}
+
+/// CEF and LEEF inside an RFC 5424 MSG.
+fn apply_payload<'a>(record: &mut Record<'a>, msg: &'a [u8]) {
+    if let Some(fields) = parse_cef(msg) {
+        record.dialect = Some(Dialect::Cef.name());
+        record.fields = fields;
+    } else if let Some(fields) = parse_leef(msg) {
+        record.dialect = Some(Dialect::Leef.name());
+        record.fields = fields;
+    }
+}
+
+fn from_rfc3164<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) -> Record<'a> {
+    let input = trim_trailer(raw);
+    let legacy = Rfc3164Options {
+        key_values: options.key_values,
+    };
+    let m = match parse_rfc3164(input, legacy) {
+        Ok(m) => m,
+        Err(e) => return Record::raw(raw, e.to_string()),
+    };
+    let mut record = Record::raw(raw, String::new());
+    record.parse_error = None;
+    record.format = Format::Rfc3164;
+    record.dialect = m.dialect.map(Dialect::name);
+    record.pri = Some(m.pri.unwrap_or(DEFAULT_PRI));
+    record.pri_inferred = m.pri.is_none();
+    if let Some(ts) = m.timestamp {
+        let (dt, inferred) = resolve(&ts.time, received, options.default_offset_minutes);
+        record.timestamp = Some(EventTime::Resolved(dt));
+        record.timestamp_raw = Some(text(ts.raw));
+        record.timestamp_inferred = inferred;
+    }
+    record.hostname = m.hostname.map(text);
+    record.app_name = m.app_name.map(text);
+    record.proc_id = m.proc_id.map(text);
+    if !m.msg.is_empty() {
+        record.message = Some(text(m.msg));
+    }
+    record.fields = m.fields;
+    record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received() -> DateTime {
+        DateTime::from_unix_micros(1_767_225_600_000_000) // 2026-01-01T00:00:00Z
+    }
+
+    fn json(input: &[u8], options: &ParseOptions) -> serde_json::Value {
+        serde_json::from_slice(&parse(input, &received(), options).to_json()).unwrap()
+    }
+
+    #[test]
+    fn rfc5424_record_matches_the_schema() {
+        let v = json(
+            b"<165>1 2003-10-11T22:14:15.003Z host app 12 ID47 [ex@32473 iut=\"3\"][ex@32473 iut=\"4\"] \xEF\xBB\xBFhello\r\n",
+            &ParseOptions::default(),
+        );
+        assert_eq!(v["format"], "rfc5424");
+        assert_eq!(v["facility_name"], "local4");
+        assert_eq!(v["severity_name"], "notice");
+        assert_eq!(v["timestamp"], "2003-10-11T22:14:15.003Z");
+        assert_eq!(v["message"], "hello");
+        assert_eq!(v["structured_data"][1]["params"][0][1], "4");
+        assert!(v["parse_error"]
+            .as_str()
+            .unwrap()
+            .contains("repeated SD-ID"));
+        assert_eq!(v["received_at"], "2026-01-01T00:00:00.000000Z");
+        assert!(v.get("seq").is_none());
+    }
+
+    #[test]
+    fn strict_mode_keeps_invalid_messages_raw() {
+        let v = json(
+            b"<13>1 2003-10-11T22:14:15.003Z h a - - [x][x]",
+            &ParseOptions {
+                format: FormatChoice::Rfc5424,
+                ..ParseOptions::default()
+            },
+        );
+        assert_eq!(v["format"], "raw");
+        assert_eq!(v["pri"], 13);
+        assert!(v["parse_error"].as_str().unwrap().contains("6.3.2"));
+        assert_eq!(v["raw"], "<13>1 2003-10-11T22:14:15.003Z h a - - [x][x]");
+    }
+
+    #[test]
+    fn legacy_year_is_inferred_and_flagged() {
+        let v = json(b"<13>Dec 31 23:59:59 h app: x", &ParseOptions::default());
+        assert_eq!(v["timestamp"], "2025-12-31T23:59:59Z");
+        assert_eq!(v["timestamp_inferred"], true);
+        assert_eq!(v["timestamp_raw"], "Dec 31 23:59:59");
+        assert_eq!(v["dialect"], "linux");
+    }
+
+    #[test]
+    fn per_source_zone_applies_to_zoneless_timestamps() {
+        let options = ParseOptions {
+            default_offset_minutes: -300,
+            ..ParseOptions::default()
+        };
+        let v = json(b"<13>Jun  1 12:00:00 h app: x", &options);
+        assert_eq!(v["timestamp"], "2026-06-01T12:00:00-05:00");
+    }
+
+    #[test]
+    fn non_utf8_bytes_are_kept_as_base64() {
+        let v = json(b"\xff\xfe garbage", &ParseOptions::default());
+        assert_eq!(v["format"], "raw");
+        assert_eq!(v["raw_b64"], "//4gZ2FyYmFnZQ==");
+        assert!(v.get("raw").is_none());
+    }
+
+    #[test]
+    fn missing_pri_gets_the_rfc3164_default_and_says_so() {
+        let v = json(b"Jan 12 10:00:00 host app: x", &ParseOptions::default());
+        assert_eq!(
+            (v["pri"].as_u64(), v["pri_inferred"].as_bool()),
+            (Some(13), Some(true))
+        );
+    }
+}

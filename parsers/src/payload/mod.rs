@@ -1,0 +1,63 @@
+//! Payload parsers: structured formats carried inside the MSG part, read into `fields`.
+
+mod cef;
+mod kv;
+mod leef;
+
+use std::borrow::Cow;
+
+pub use cef::parse_cef;
+pub use kv::parse_key_values;
+pub use leef::parse_leef;
+
+/// Key/value pairs in the order they appear; duplicates kept.
+pub type Fields<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+/// Text of a byte slice, borrowed when it is UTF-8, otherwise with U+FFFD replacements (the
+/// exact bytes always survive in the record's `raw`).
+pub(crate) fn text(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+/// Splits `input` at unescaped `sep` bytes (an escape is a backslash before any byte).
+pub(crate) fn split_unescaped(input: &[u8], sep: u8, max_parts: usize) -> Vec<&[u8]> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < input.len() && parts.len() + 1 < max_parts {
+        match input[i] {
+            b'\\' => i += 2,
+            c if c == sep => {
+                parts.push(&input[start..i]);
+                start = i + 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    parts.push(&input[start.min(input.len())..]);
+    parts
+}
+
+/// Undoes backslash escapes: `\n` and `\r` become line breaks, `\x` becomes `x`.
+pub(crate) fn unescape(bytes: &[u8]) -> Cow<'_, str> {
+    if !bytes.contains(&b'\\') {
+        return text(bytes);
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 1 < bytes.len() {
+            out.push(match bytes[i + 1] {
+                b'n' => b'\n',
+                b'r' => b'\r',
+                other => other,
+            });
+            i += 2;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}

@@ -1,0 +1,142 @@
+//! The PRI part shared by RFC 5424 and RFC 3164: `<` PRIVAL `>`, facility and severity.
+
+use nom::bytes::complete::{tag, take_while_m_n};
+use nom::{IResult, Parser};
+
+/// Facility names in code order (RFC 5424 §6.2.1, table 1), as syslog daemons spell them.
+const FACILITY_NAMES: [&str; 24] = [
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+];
+
+/// Severity names in code order (RFC 5424 §6.2.1, table 2).
+const SEVERITY_NAMES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+/// The highest PRIVAL: facility 23 (local7), severity 7 (debug).
+pub const MAX_PRIVAL: u8 = 191;
+
+/// The PRI that RFC 3164 §4.3.3 tells a relay to assume when a message has none: user.notice.
+pub const DEFAULT_PRI: Pri = Pri(13);
+
+/// A validated PRIVAL (0–191); facility and severity are derived from it, never stored apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pri(u8);
+
+impl Pri {
+    /// Builds a PRI from its number, or `None` above 191.
+    pub fn new(value: u8) -> Option<Pri> {
+        (value <= MAX_PRIVAL).then_some(Pri(value))
+    }
+
+    /// Builds a PRI from facility (0–23) and severity (0–7) codes.
+    pub fn from_parts(facility: u8, severity: u8) -> Option<Pri> {
+        (facility < 24 && severity < 8).then(|| Pri(facility * 8 + severity))
+    }
+
+    /// The PRIVAL number.
+    pub fn value(self) -> u8 {
+        self.0
+    }
+
+    /// The facility code, `PRIVAL / 8`.
+    pub fn facility(self) -> u8 {
+        self.0 >> 3
+    }
+
+    /// The severity code, `PRIVAL % 8`.
+    pub fn severity(self) -> u8 {
+        self.0 & 7
+    }
+
+    /// The facility's conventional name, e.g. `local7`.
+    pub fn facility_name(self) -> &'static str {
+        FACILITY_NAMES[usize::from(self.facility())]
+    }
+
+    /// The severity's conventional name, e.g. `notice`.
+    pub fn severity_name(self) -> &'static str {
+        SEVERITY_NAMES[usize::from(self.severity())]
+    }
+}
+
+/// Why a PRI could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriError {
+    /// The input does not start with `<digits>`.
+    Missing,
+    /// The number has a leading zero, more than three digits, or is above 191.
+    OutOfRange,
+}
+
+/// Parses `<PRIVAL>` strictly: 1 to 3 digits, no leading zero except `<0>`, at most 191.
+pub fn parse_pri(input: &[u8]) -> Result<(&[u8], Pri), PriError> {
+    let digits: IResult<&[u8], &[u8]> = nom::sequence::delimited(
+        tag(&b"<"[..]),
+        take_while_m_n(1, 4, |c: u8| c.is_ascii_digit()),
+        tag(&b">"[..]),
+    )
+    .parse(input);
+    let Ok((rest, digits)) = digits else {
+        return Err(PriError::Missing);
+    };
+    if digits.len() > 3 || (digits.len() > 1 && digits[0] == b'0') {
+        return Err(PriError::OutOfRange);
+    }
+    let value = digits
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    match u8::try_from(value).ok().and_then(Pri::new) {
+        Some(pri) => Ok((rest, pri)),
+        None => Err(PriError::OutOfRange),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pri_splits_into_facility_and_severity() {
+        let (rest, pri) = parse_pri(b"<165>1 x").unwrap();
+        assert_eq!(rest, b"1 x");
+        assert_eq!((pri.facility(), pri.severity()), (20, 5));
+        assert_eq!(
+            (pri.facility_name(), pri.severity_name()),
+            ("local4", "notice")
+        );
+    }
+
+    #[test]
+    fn pri_rejects_leading_zeros_and_values_above_191() {
+        assert_eq!(parse_pri(b"<0>"), Ok((&b""[..], Pri(0))));
+        assert_eq!(parse_pri(b"<01>"), Err(PriError::OutOfRange));
+        assert_eq!(parse_pri(b"<192>"), Err(PriError::OutOfRange));
+        assert_eq!(parse_pri(b"<1911>"), Err(PriError::OutOfRange));
+        assert_eq!(parse_pri(b"<>"), Err(PriError::Missing));
+        assert_eq!(parse_pri(b"13>"), Err(PriError::Missing));
+    }
+}

@@ -1,0 +1,219 @@
+//! Recognisers for vendors whose messages do not follow the RFC 3164 header at all
+//! (FortiGate), or carry a payload shape of their own (Palo Alto CSV, MikroTik topics).
+
+use std::borrow::Cow;
+
+use super::{Dialect, LegacyTimestamp, Rfc3164Message};
+use crate::payload::{parse_key_values, text, Fields};
+use crate::pri::Pri;
+use crate::timestamp::parse_iso8601;
+
+/// FortiGate sends no header at all: `<189>date=2024-01-12 time=10:00:00 devname="FG" …`.
+/// The event time comes from `date`/`time` (and `tz` when present), the host from `devname`.
+pub(super) fn fortigate(pri: Option<Pri>, body: &[u8]) -> Option<Rfc3164Message<'_>> {
+    let starts = [&b"date="[..], b"logver=", b"devname=", b"eventtime="];
+    if !starts.iter().any(|s| body.starts_with(s)) {
+        return None;
+    }
+    let fields = parse_key_values(body);
+    let get = |key: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_ref())
+    };
+    let timestamp = match (get("date"), get("time")) {
+        (Some(date), Some(time)) => {
+            let zone = get("tz").unwrap_or("");
+            let iso = format!("{date}T{time}{zone}");
+            parse_iso8601(iso.as_bytes())
+                .filter(|(_, rest)| rest.is_empty())
+                .map(|(time, _)| LegacyTimestamp {
+                    time,
+                    raw: date_time_span(body),
+                })
+        }
+        _ => None,
+    };
+    let hostname = value_span(body, b"devname=");
+    Some(Rfc3164Message {
+        pri,
+        timestamp,
+        hostname,
+        app_name: None,
+        proc_id: None,
+        msg: body,
+        dialect: Some(Dialect::Fortigate),
+        fields,
+    })
+}
+
+/// The bytes of `key=value` or `key="value"`'s value, borrowed from the input.
+fn value_span<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let at = body
+        .windows(key.len())
+        .position(|w| w == key)
+        .filter(|&p| p == 0 || body[p - 1] == b' ')?;
+    let v = &body[at + key.len()..];
+    let span = match v.strip_prefix(b"\"") {
+        Some(q) => &q[..q.iter().position(|&c| c == b'"')?],
+        None => &v[..v.iter().position(|&c| c == b' ').unwrap_or(v.len())],
+    };
+    (!span.is_empty()).then_some(span)
+}
+
+/// `date=… time=…` as written, for `timestamp_raw`.
+fn date_time_span(body: &[u8]) -> &[u8] {
+    let start = body.windows(5).position(|w| w == b"date=").unwrap_or(0);
+    let end = body
+        .windows(5)
+        .position(|w| w == b"time=")
+        .map(|p| {
+            p + 5
+                + body[p + 5..]
+                    .iter()
+                    .position(|&c| c == b' ')
+                    .unwrap_or(body.len() - p - 5)
+        })
+        .unwrap_or(body.len());
+    if start < end {
+        &body[start..end]
+    } else {
+        body
+    }
+}
+
+/// MikroTik RouterOS puts its log topics where the TAG would be: `system,info,account`.
+/// A topic list has at least two lower-case parts, one of them a severity topic.
+pub(super) fn mikrotik_topics(token: &[u8]) -> Option<&[u8]> {
+    const SEVERITIES: [&[u8]; 5] = [b"info", b"warning", b"error", b"critical", b"debug"];
+    let parts: Vec<&[u8]> = token.split(|&c| c == b',').collect();
+    let well_formed = parts.len() >= 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.iter()
+                    .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        });
+    (well_formed && parts.iter().any(|p| SEVERITIES.contains(p))).then_some(token)
+}
+
+/// Column names of PAN-OS TRAFFIC and THREAT logs (positions 0–30 share one layout).
+const PANOS_COLUMNS: [&str; 31] = [
+    "future_use_1",
+    "receive_time",
+    "serial",
+    "type",
+    "subtype",
+    "future_use_2",
+    "generated_time",
+    "src",
+    "dst",
+    "natsrc",
+    "natdst",
+    "rule",
+    "srcuser",
+    "dstuser",
+    "app",
+    "vsys",
+    "from_zone",
+    "to_zone",
+    "inbound_if",
+    "outbound_if",
+    "log_action",
+    "future_use_3",
+    "session_id",
+    "repeat_count",
+    "sport",
+    "dport",
+    "natsport",
+    "natdport",
+    "flags",
+    "proto",
+    "action",
+];
+
+/// Palo Alto PAN-OS CSV: `1,2024/01/12 10:00:00,012345678901,TRAFFIC,end,…`. The common columns
+/// are named; TRAFFIC and THREAT logs also get their addressing columns.
+pub(super) fn paloalto(msg: &[u8]) -> Option<Fields<'_>> {
+    let comma = msg.iter().position(|&c| c == b',')?;
+    if comma == 0 || !msg[..comma].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let ts = msg.get(comma + 1..comma + 20)?;
+    let shape_ok = ts.iter().enumerate().all(|(i, &c)| match i {
+        4 | 7 => c == b'/',
+        10 => c == b' ',
+        13 | 16 => c == b':',
+        _ => c.is_ascii_digit(),
+    });
+    if !shape_ok || msg.get(comma + 20) != Some(&b',') {
+        return None;
+    }
+    let columns = csv(msg);
+    let kind = columns.get(3).map(|c| c.as_ref()).unwrap_or("");
+    let named = if matches!(kind, "TRAFFIC" | "THREAT") {
+        PANOS_COLUMNS.len()
+    } else {
+        7
+    };
+    Some(
+        PANOS_COLUMNS
+            .iter()
+            .zip(columns)
+            .take(named)
+            .filter(|(name, value)| !name.starts_with("future_use") && !value.is_empty())
+            .map(|(name, value)| (Cow::Borrowed(*name), value))
+            .collect(),
+    )
+}
+
+/// Splits a CSV line; double-quoted columns may contain commas (`""` is a quote).
+fn csv(line: &[u8]) -> Vec<Cow<'_, str>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        if line.get(i) == Some(&b'"') {
+            let mut value = Vec::new();
+            let mut j = i + 1;
+            while j < line.len() {
+                if line[j] == b'"' {
+                    if line.get(j + 1) == Some(&b'"') {
+                        value.push(b'"');
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
+                value.push(line[j]);
+                j += 1;
+            }
+            out.push(Cow::Owned(String::from_utf8_lossy(&value).into_owned()));
+            i = (j + 1).min(line.len());
+            match line.get(i) {
+                Some(b',') => i += 1,
+                _ => break,
+            }
+        } else {
+            let end = line[i..].iter().position(|&c| c == b',').map(|p| p + i);
+            out.push(text(&line[i..end.unwrap_or(line.len())]));
+            match end {
+                Some(e) => i = e + 1,
+                None => break,
+            }
+        }
+    }
+    out
+}
+
+/// A Junos event tag at the start of the content: `UI_COMMIT: …`, `SNMP_TRAP_LINK_DOWN: …`.
+pub(super) fn junos_event_id(msg: &[u8]) -> Option<&[u8]> {
+    let colon = msg.iter().take(64).position(|&c| c == b':')?;
+    let id = &msg[..colon];
+    let ok = id.len() >= 3
+        && id[0].is_ascii_uppercase()
+        && id.contains(&b'_')
+        && id
+            .iter()
+            .all(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_');
+    ok.then_some(id)
+}

@@ -1,0 +1,508 @@
+//! Calendar arithmetic, RFC 3339 (strict, for RFC 5424) and the legacy timestamps that RFC 3164
+//! devices send, with year and zone inference.
+//!
+//! Hand-written instead of pulling in a date crate: the parser needs only proleptic Gregorian
+//! day counts and fixed offsets, and keeping it here keeps the crate small and allocation-free.
+
+use std::fmt::Write;
+
+/// A wall-clock time with a known UTC offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateTime {
+    pub year: i32,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+    /// Sub-second part in nanoseconds.
+    pub nanos: u32,
+    /// How many fractional digits to print (as written, or 6 for receive times).
+    pub frac_digits: u8,
+    /// Offset from UTC in minutes (east positive).
+    pub offset_minutes: i16,
+}
+
+/// Whether `year` is a Gregorian leap year.
+pub fn is_leap_year(year: i32) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+/// Days in `month` (1–12) of `year`.
+pub fn days_in_month(year: i32, month: u8) -> u8 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Days since 1970-01-01 of a civil date (H. Hinnant's `days_from_civil`).
+pub fn days_from_civil(year: i32, month: u8, day: u8) -> i64 {
+    let y = i64::from(year) - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day count since 1970-01-01 (inverse of [`days_from_civil`]).
+pub fn civil_from_days(days: i64) -> (i32, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+    (year, month, day)
+}
+
+impl DateTime {
+    /// The UTC time of a count of microseconds since the Unix epoch, printed with 6 digits.
+    pub fn from_unix_micros(micros: i64) -> DateTime {
+        let secs = micros.div_euclid(1_000_000);
+        let sub = micros.rem_euclid(1_000_000) as u32;
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        DateTime {
+            year,
+            month,
+            day,
+            hour: (sod / 3600) as u8,
+            minute: (sod / 60 % 60) as u8,
+            second: (sod % 60) as u8,
+            nanos: sub * 1000,
+            frac_digits: 6,
+            offset_minutes: 0,
+        }
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn unix_seconds(&self) -> i64 {
+        days_from_civil(self.year, self.month, self.day) * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
+            - i64::from(self.offset_minutes) * 60
+    }
+
+    /// Appends the RFC 3339 form: `Z` for UTC, otherwise `±HH:MM`.
+    pub fn write_rfc3339(&self, out: &mut String) {
+        let _ = write!(
+            out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        );
+        if self.frac_digits > 0 {
+            let digits = usize::from(self.frac_digits.min(9));
+            let frac = format!("{:09}", self.nanos);
+            out.push('.');
+            out.push_str(&frac[..digits]);
+        }
+        if self.offset_minutes == 0 {
+            out.push('Z');
+        } else {
+            let sign = if self.offset_minutes < 0 { '-' } else { '+' };
+            let abs = self.offset_minutes.unsigned_abs();
+            let _ = write!(out, "{sign}{:02}:{:02}", abs / 60, abs % 60);
+        }
+    }
+
+    /// The RFC 3339 form as a new string.
+    pub fn to_rfc3339(&self) -> String {
+        let mut s = String::with_capacity(32);
+        self.write_rfc3339(&mut s);
+        s
+    }
+}
+
+/// Reads exactly `n` ASCII digits as a number.
+fn digits(input: &[u8], n: usize) -> Option<(u32, &[u8])> {
+    if input.len() < n || !input[..n].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = input[..n]
+        .iter()
+        .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+    Some((v, &input[n..]))
+}
+
+fn byte(input: &[u8], b: u8) -> Option<&[u8]> {
+    input.strip_prefix(&[b])
+}
+
+/// Reads 1 to `max` fractional digits after a `.`; returns nanoseconds and the digit count.
+fn fraction(input: &[u8], max: usize) -> Option<(u32, u8, &[u8])> {
+    let n = input.iter().take_while(|c| c.is_ascii_digit()).count();
+    if n == 0 || n > max {
+        return None;
+    }
+    let mut nanos = 0u32;
+    for (i, d) in input[..n.min(9)].iter().enumerate() {
+        nanos += u32::from(d - b'0') * 10u32.pow(8 - i as u32);
+    }
+    Some((nanos, n as u8, &input[n..]))
+}
+
+fn valid_time(hour: u32, minute: u32, second: u32) -> bool {
+    hour < 24 && minute < 60 && second < 60
+}
+
+fn valid_date(year: i32, month: u32, day: u32) -> bool {
+    (1..=12).contains(&month) && day >= 1 && day <= u32::from(days_in_month(year, month as u8))
+}
+
+/// Parses an RFC 5424 TIMESTAMP (RFC 5424 §6.2.3): `FULL-DATE "T" FULL-TIME`, upper-case `T`
+/// and `Z`, at most 6 fractional digits, no leap second, real calendar dates, offset hours ≤ 23.
+/// Returns the time and the rest of the input, or `None` if the text is not such a timestamp.
+pub fn parse_rfc3339_strict(input: &[u8]) -> Option<(DateTime, &[u8])> {
+    let (year, r) = digits(input, 4)?;
+    let (month, r) = digits(byte(r, b'-')?, 2)?;
+    let (day, r) = digits(byte(r, b'-')?, 2)?;
+    let (hour, r) = digits(byte(r, b'T')?, 2)?;
+    let (minute, r) = digits(byte(r, b':')?, 2)?;
+    let (second, mut r) = digits(byte(r, b':')?, 2)?;
+    let (mut nanos, mut frac_digits) = (0, 0);
+    if let Some(after_dot) = byte(r, b'.') {
+        let (n, d, rest) = fraction(after_dot, 6)?;
+        (nanos, frac_digits, r) = (n, d, rest);
+    }
+    let (offset_minutes, r) = match r.first()? {
+        b'Z' => (0i16, &r[1..]),
+        sign @ (b'+' | b'-') => {
+            let (oh, r2) = digits(&r[1..], 2)?;
+            let (om, r2) = digits(byte(r2, b':')?, 2)?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let off = (oh * 60 + om) as i16;
+            (if *sign == b'-' { -off } else { off }, r2)
+        }
+        _ => return None,
+    };
+    let year = year as i32;
+    if !valid_date(year, month, day) || !valid_time(hour, minute, second) {
+        return None;
+    }
+    Some((
+        DateTime {
+            year,
+            month: month as u8,
+            day: day as u8,
+            hour: hour as u8,
+            minute: minute as u8,
+            second: second as u8,
+            nanos,
+            frac_digits,
+            offset_minutes,
+        },
+        r,
+    ))
+}
+
+/// A timestamp as legacy devices write it: the year and the zone may be missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegacyTime {
+    pub year: Option<i32>,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+    pub nanos: u32,
+    pub frac_digits: u8,
+    /// The offset, when the text carried one (`Z`, `+01:00`, `UTC`…).
+    pub offset_minutes: Option<i16>,
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+fn month_abbrev(input: &[u8]) -> Option<(u8, &[u8])> {
+    let head = input.get(..3)?;
+    let idx = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(head))?;
+    Some((idx as u8 + 1, &input[3..]))
+}
+
+/// The time of day of a legacy timestamp.
+struct Clock {
+    hour: u32,
+    minute: u32,
+    second: u32,
+    nanos: u32,
+    frac_digits: u8,
+}
+
+/// `hh:mm:ss[.fraction]`.
+fn clock(input: &[u8]) -> Option<(Clock, &[u8])> {
+    let (h, r) = digits(input, 2)?;
+    let (m, r) = digits(byte(r, b':')?, 2)?;
+    let (s, r) = digits(byte(r, b':')?, 2)?;
+    if !valid_time(h, m, s) {
+        return None;
+    }
+    let (nanos, frac_digits, r) = byte(r, b'.')
+        .and_then(|r| fraction(r, 9))
+        .unwrap_or((0, 0, r));
+    Some((
+        Clock {
+            hour: h,
+            minute: m,
+            second: s,
+            nanos,
+            frac_digits,
+        },
+        r,
+    ))
+}
+
+/// A day of month written as `dd`, ` d` (space-padded) or `d`.
+fn day_of_month(input: &[u8]) -> Option<(u32, &[u8])> {
+    let input = input.strip_prefix(b" ").unwrap_or(input);
+    let n = input
+        .iter()
+        .take(3)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if !(1..=2).contains(&n) {
+        return None;
+    }
+    let (d, r) = digits(input, n)?;
+    (1..=31).contains(&d).then_some((d, r))
+}
+
+/// An optional zone after a legacy timestamp: ` UTC`, ` GMT`, ` Z`, ` +hh:mm`, ` +hhmm`.
+/// Other abbreviations (`CET`, `PST`…) are ambiguous worldwide, so they are not taken as an
+/// offset and stay in the message text; the per-source zone applies instead.
+fn legacy_zone(input: &[u8]) -> Option<(i16, &[u8])> {
+    let r = input.strip_prefix(b" ")?;
+    for name in [&b"UTC"[..], b"GMT", b"Z"] {
+        if let Some(rest) = r.strip_prefix(name) {
+            if rest.first().is_none_or(|c| !c.is_ascii_alphanumeric()) {
+                return Some((0, rest));
+            }
+        }
+    }
+    numeric_offset(r)
+}
+
+/// `±hh:mm` or `±hhmm`.
+fn numeric_offset(r: &[u8]) -> Option<(i16, &[u8])> {
+    let sign = *r.first()?;
+    if sign != b'+' && sign != b'-' {
+        return None;
+    }
+    let (h, r2) = digits(&r[1..], 2)?;
+    let (m, r2) = match byte(r2, b':') {
+        Some(r3) => digits(r3, 2)?,
+        None => digits(r2, 2)?,
+    };
+    if h > 23 || m > 59 {
+        return None;
+    }
+    let off = (h * 60 + m) as i16;
+    Some((if sign == b'-' { -off } else { off }, r2))
+}
+
+/// BSD form `Mmm dd hh:mm:ss`, also with a year before the clock (`Mmm dd yyyy hh:mm:ss`,
+/// Cisco ASA), fractional seconds (Cisco `msec`) and an optional zone.
+pub fn parse_bsd(input: &[u8]) -> Option<(LegacyTime, &[u8])> {
+    let (month, r) = month_abbrev(input)?;
+    let r = byte(r, b' ')?;
+    let (day, r) = day_of_month(r)?;
+    let r = byte(r, b' ')?;
+    let (year, r) = match digits(r, 4).and_then(|(y, rest)| Some((y, byte(rest, b' ')?))) {
+        Some((y, rest)) => (Some(y as i32), rest),
+        None => (None, r),
+    };
+    let (c, r) = clock(r)?;
+    let (offset_minutes, r) = match legacy_zone(r) {
+        Some((off, rest)) => (Some(off), rest),
+        None => (None, r),
+    };
+    if let Some(y) = year {
+        if !valid_date(y, u32::from(month), day) {
+            return None;
+        }
+    }
+    Some((
+        LegacyTime {
+            year,
+            month,
+            day: day as u8,
+            hour: c.hour as u8,
+            minute: c.minute as u8,
+            second: c.second as u8,
+            nanos: c.nanos,
+            frac_digits: c.frac_digits,
+            offset_minutes,
+        },
+        r,
+    ))
+}
+
+/// NX-OS form `yyyy Mmm dd hh:mm:ss[.fff][ zone]`.
+pub fn parse_year_first(input: &[u8]) -> Option<(LegacyTime, &[u8])> {
+    let (year, r) = digits(input, 4)?;
+    let r = byte(r, b' ')?;
+    let (mut t, r) = parse_bsd(r)?;
+    if t.year.is_some() || !valid_date(year as i32, u32::from(t.month), u32::from(t.day)) {
+        return None;
+    }
+    t.year = Some(year as i32);
+    Some((t, r))
+}
+
+/// ISO 8601 as legacy senders write it (rsyslog's `RFC3339` template, Juniper, appliances):
+/// `yyyy-mm-dd[T ]hh:mm:ss[.f{1,9}][Z|±hh:mm|±hhmm]`, `T`/`Z` in either case.
+pub fn parse_iso8601(input: &[u8]) -> Option<(LegacyTime, &[u8])> {
+    let (year, r) = digits(input, 4)?;
+    let (month, r) = digits(byte(r, b'-')?, 2)?;
+    let (day, r) = digits(byte(r, b'-')?, 2)?;
+    let r = match r.first()? {
+        b'T' | b't' | b' ' => &r[1..],
+        _ => return None,
+    };
+    let (c, r) = clock(r)?;
+    let (offset_minutes, r) = match r.first() {
+        Some(b'Z' | b'z') => (Some(0), &r[1..]),
+        Some(b'+' | b'-') => match numeric_offset(r) {
+            Some((off, rest)) => (Some(off), rest),
+            None => (None, r),
+        },
+        _ => (None, r),
+    };
+    let year = year as i32;
+    if !valid_date(year, month, day) {
+        return None;
+    }
+    Some((
+        LegacyTime {
+            year: Some(year),
+            month: month as u8,
+            day: day as u8,
+            hour: c.hour as u8,
+            minute: c.minute as u8,
+            second: c.second as u8,
+            nanos: c.nanos,
+            frac_digits: c.frac_digits,
+            offset_minutes,
+        },
+        r,
+    ))
+}
+
+/// Completes a legacy time: a missing zone becomes `default_offset_minutes`, a missing year
+/// becomes the one that puts the event closest to `received` (so a December message received
+/// on 1 January lands in the old year). Returns the time and whether anything was inferred.
+pub fn resolve(
+    t: &LegacyTime,
+    received: &DateTime,
+    default_offset_minutes: i16,
+) -> (DateTime, bool) {
+    let offset = t.offset_minutes.unwrap_or(default_offset_minutes);
+    let inferred = t.year.is_none() || t.offset_minutes.is_none();
+    let build = |year: i32| DateTime {
+        year,
+        month: t.month,
+        day: t.day,
+        hour: t.hour,
+        minute: t.minute,
+        second: t.second,
+        nanos: t.nanos,
+        frac_digits: t.frac_digits,
+        offset_minutes: offset,
+    };
+    if let Some(year) = t.year {
+        return (build(year), inferred);
+    }
+    let now = received.unix_seconds();
+    let best = [received.year - 1, received.year, received.year + 1]
+        .into_iter()
+        .filter(|&y| t.day <= days_in_month(y, t.month))
+        .map(build)
+        .min_by_key(|dt| (dt.unix_seconds() - now).abs());
+    // 29 February fits none of three consecutive years only if none is a leap year, which
+    // never happens; fall back to the received year's 28 February for safety.
+    let dt = best.unwrap_or_else(|| DateTime {
+        day: 28,
+        ..build(received.year)
+    });
+    (dt, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trips_across_eras() {
+        for days in [-800_000i64, -1, 0, 1, 11_016, 20_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn strict_rfc3339_checks_the_calendar_and_the_grammar() {
+        assert!(parse_rfc3339_strict(b"2003-10-11T22:14:15.003Z").is_some());
+        assert!(parse_rfc3339_strict(b"2020-02-29T00:00:00+23:59").is_some());
+        assert!(parse_rfc3339_strict(b"2018-02-29T00:00:00Z").is_none());
+        assert!(parse_rfc3339_strict(b"2003-09-31T00:00:00Z").is_none());
+        assert!(parse_rfc3339_strict(b"2003-10-11t22:14:15Z").is_none());
+        assert!(parse_rfc3339_strict(b"2003-10-11T22:14:15.0000001Z").is_none());
+        assert!(parse_rfc3339_strict(b"2003-10-11T23:59:60Z").is_none());
+        assert!(parse_rfc3339_strict(b"2003-10-11T22:14:15-24:00").is_none());
+    }
+
+    #[test]
+    fn year_is_inferred_closest_to_the_receive_time() {
+        let (t, _) = parse_bsd(b"Dec 31 23:59:58 host").unwrap();
+        let received = DateTime::from_unix_micros(days_from_civil(2027, 1, 1) * 86_400_000_000);
+        let (dt, inferred) = resolve(&t, &received, 0);
+        assert!(inferred);
+        assert_eq!(dt.year, 2026);
+        let (t, _) = parse_bsd(b"Jan  1 00:00:01 host").unwrap();
+        let received = DateTime::from_unix_micros(
+            (days_from_civil(2026, 12, 31) * 86_400 + 86_399) * 1_000_000,
+        );
+        assert_eq!(resolve(&t, &received, 0).0.year, 2027);
+    }
+
+    #[test]
+    fn bsd_variants_parse() {
+        let (t, rest) = parse_bsd(b"Mar  1 18:46:11.123: %SYS").unwrap();
+        assert_eq!(
+            (t.month, t.day, t.nanos, t.frac_digits),
+            (3, 1, 123_000_000, 3)
+        );
+        assert_eq!(rest, b": %SYS");
+        let (t, _) = parse_bsd(b"Jan 12 2024 10:00:00 UTC host").unwrap();
+        assert_eq!((t.year, t.offset_minutes), (Some(2024), Some(0)));
+        assert!(parse_bsd(b"Feb 30 2024 10:00:00 x").is_none());
+    }
+
+    #[test]
+    fn rfc3339_output_keeps_fraction_digits_and_offset() {
+        let (t, _) = parse_iso8601(b"2024-01-12T10:00:00.120+01:30").unwrap();
+        let received = DateTime::from_unix_micros(0);
+        assert_eq!(
+            resolve(&t, &received, 0).0.to_rfc3339(),
+            "2024-01-12T10:00:00.120+01:30"
+        );
+        assert_eq!(
+            DateTime::from_unix_micros(1_700_000_000_123_456).to_rfc3339(),
+            "2023-11-14T22:13:20.123456Z"
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! auditrelay: a syslog relay for centralized audit logging.
+//!
+//! This library holds the pieces the `auditrelay` binary is made of, so that integration tests
+//! and benchmarks can drive them directly. Parsing lives in the `auditrelay-parsers` crate.
+#![forbid(unsafe_code)]
+
+pub mod replay;
