@@ -39,3 +39,29 @@ ensure_rust() {
   fi
   command -v cc >/dev/null || ensure_apt build-essential
 }
+
+# ensure_build_deps: what compiling auditrelay needs beyond Rust (RocksDB's bindings need libclang).
+ensure_build_deps() {
+  ensure_apt libclang-dev
+  command -v c++ >/dev/null || ensure_apt g++
+}
+
+# Where test peers that cannot be apt-installed side by side are unpacked.
+export AUDITRELAY_PEERS_DIR="${AUDITRELAY_PEERS_DIR:-/var/tmp/auditrelay-peers}"
+export AUDITRELAY_RSYSLOG_ROOT="$AUDITRELAY_PEERS_DIR/rsyslog-root"
+
+# ensure_test_peers installs the real clients and peers the tests run against: logger
+# (util-linux), openssl, loggen (syslog-ng-core), promtool (prometheus), and rsyslog with its
+# RELP module. Debian's rsyslog conflicts with syslog-ng-core, so rsyslog is unpacked with
+# dpkg-deb into $AUDITRELAY_RSYSLOG_ROOT instead of installed; no service is started.
+ensure_test_peers() {
+  ensure_apt bsdutils openssl syslog-ng-core prometheus \
+    libestr0 libfastjson4 liblognorm5 librelp0 libuuid1 libzstd1 zlib1g libsystemd0 libgnutls30 libssl3
+  if [[ ! -x $AUDITRELAY_RSYSLOG_ROOT/usr/sbin/rsyslogd || ! -e $AUDITRELAY_RSYSLOG_ROOT/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so ]]; then
+    local debs="$AUDITRELAY_PEERS_DIR/debs"
+    mkdir -p "$debs" "$AUDITRELAY_RSYSLOG_ROOT"
+    [[ -n $apt_updated ]] || { apt-get update -qq; apt_updated=1; }
+    (cd "$debs" && rm -f rsyslog*.deb && apt-get download rsyslog rsyslog-relp >/dev/null)
+    for deb in "$debs"/rsyslog*.deb; do dpkg-deb -x "$deb" "$AUDITRELAY_RSYSLOG_ROOT"; done
+  fi
+}

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds auditrelay and runs its main job on this machine. Until the relay's listeners land,
-# that is `auditrelay parse` on the bundled capture of real device messages: one JSON record per
-# message on stdout, a summary on stderr. Extra arguments go to `auditrelay parse`.
+# Builds auditrelay and runs the relay on its embedded single-node default (conf/auditrelay.toml):
+# UDP and TCP on 127.0.0.1:5514, TLS on 6514 (self-signed until configured), RELP on 2514,
+# metrics on http://127.0.0.1:9514/metrics. The store goes to ./data unless
+# AUDITRELAY_DATA_DIR says otherwise. Extra arguments go to `auditrelay run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source packaging/dev-env.sh
 ensure_rust
+ensure_build_deps
 cargo build --release --locked --bin auditrelay >&2
-exec "$CARGO_TARGET_DIR/release/auditrelay" parse conf/samples/devices.log "$@"
+exec "$CARGO_TARGET_DIR/release/auditrelay" run --config conf/auditrelay.toml \
+  --data-dir "${AUDITRELAY_DATA_DIR:-$PWD/data}" "$@"

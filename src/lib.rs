@@ -4,4 +4,12 @@
 //! and benchmarks can drive them directly. Parsing lives in the `auditrelay-parsers` crate.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod relay;
 pub mod replay;
+pub mod shutdown;
+pub mod store;
+pub mod write_path;

@@ -1,11 +1,14 @@
 //! The `auditrelay` command.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use auditrelay::config::{self, Overrides};
 use auditrelay::replay::{replay, ReplayOptions};
+use auditrelay::store::query::{self, rfc3339_micros, Query};
+use auditrelay::store::StoreReader;
 use auditrelay_parsers::framing::Framing;
 use auditrelay_parsers::timestamp::{parse_rfc3339_strict, DateTime};
 use auditrelay_parsers::{FormatChoice, ParseOptions};
@@ -28,9 +31,66 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the relay: listen, parse, commit every message to the store before counting it.
+    Run(RunArgs),
+    /// Validate a configuration file without starting; errors name the file and the key.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+    /// Print stored records matching the filters as NDJSON, in seq order (works while the relay
+    /// runs).
+    Query(QueryArgs),
     /// Frame and parse a captured byte stream; print one JSON record per frame on stdout and a
     /// summary on stderr.
     Parse(ParseArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The configuration file; without it, only the flags below apply.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where the store lives (overrides the file's data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A listener to add, e.g. udp://127.0.0.1:5514 or tls://127.0.0.1:6514?cert=F&key=F.
+    #[arg(long)]
+    listen: Vec<String>,
+    /// Address of the /metrics, /healthz and /readyz endpoint, e.g. 127.0.0.1:9514.
+    #[arg(long)]
+    http: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct QueryArgs {
+    /// The relay's data directory.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Received at or after this time (RFC 3339, or a date: 2026-11-26).
+    #[arg(long, value_parser = parse_time)]
+    since: Option<i64>,
+    /// Received before this time (RFC 3339, or a date).
+    #[arg(long, value_parser = parse_time)]
+    until: Option<i64>,
+    /// Exact hostname.
+    #[arg(long)]
+    host: Option<String>,
+    /// Exact app name (RFC 3164 TAG).
+    #[arg(long)]
+    app: Option<String>,
+    /// Severity at most this: 3 means err, crit, alert and emerg.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=7))]
+    severity_max: Option<u8>,
+    /// Exact sender IP address.
+    #[arg(long)]
+    source_ip: Option<String>,
+    /// A substring of the message.
+    #[arg(long)]
+    text: Option<String>,
+    /// Print at most this many records.
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -106,6 +166,67 @@ fn parse_received_at(text: &str) -> Result<DateTime, String> {
     }
 }
 
+fn parse_time(text: &str) -> Result<i64, String> {
+    rfc3339_micros(text)
+        .or_else(|| rfc3339_micros(&format!("{text}T00:00:00Z")))
+        .ok_or_else(|| format!("expected an RFC 3339 time or a date, got {text:?}"))
+}
+
+fn run_relay(args: RunArgs) -> Result<(), String> {
+    let overrides = Overrides {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        http: args.http,
+    };
+    let config = match &args.config {
+        Some(path) => config::load(path, &overrides),
+        None => config::from_flags(&overrides),
+    }
+    .map_err(|e| e.to_string())?;
+    if config.listeners.is_empty() {
+        return Err("no listeners: give --config or --listen".into());
+    }
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("auditrelay")
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(auditrelay::relay::run(config))
+}
+
+fn run_query(args: QueryArgs) -> Result<(), String> {
+    let reader = StoreReader::open(&args.data_dir).map_err(|e| e.to_string())?;
+    let q = Query {
+        since: args.since,
+        until: args.until,
+        host: args.host,
+        app: args.app,
+        severity_max: args.severity_max,
+        source_ip: args.source_ip,
+        text: args.text,
+        limit: args.limit,
+    };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut line = Vec::new();
+    let matched = query::run(&reader, &q, |seq, json| {
+        line.clear();
+        query::with_seq(seq, json, &mut line);
+        line.push(b'\n');
+        out.write_all(&line)
+    })
+    .map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())?;
+    eprintln!("{matched} records");
+    Ok(())
+}
+
 fn run_parse(args: ParseArgs) -> io::Result<()> {
     let input: Box<dyn Read> = match &args.file {
         Some(path) if path.as_os_str() != "-" => Box::new(
@@ -142,12 +263,19 @@ fn run_parse(args: ParseArgs) -> io::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Parse(args) => run_parse(args),
+        Command::Run(args) => run_relay(args),
+        Command::CheckConfig { file } => config::load(&file, &Overrides::default())
+            .map(|c| println!("{}: ok, {} listeners", file.display(), c.listeners.len()))
+            .map_err(|e| e.to_string()),
+        Command::Query(args) => run_query(args),
+        Command::Parse(args) => match run_parse(args) {
+            // The reader went away (`| head`): not a failure of ours.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.map_err(|e| e.to_string()),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        // The reader went away (`| head`): not a failure of ours.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("auditrelay: {e}");
             ExitCode::FAILURE

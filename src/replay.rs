@@ -133,7 +133,7 @@ mod tests {
         let options = ReplayOptions {
             framing,
             multiline: false,
-            max_frame: 64 * 1024,
+            max_frame: 1 << 20,
             parse: ParseOptions::default(),
             received_at: Some(DateTime::from_unix_micros(0)),
         };
@@ -156,7 +156,8 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0]["message"], "one");
         assert_eq!(lines[1]["format"], "raw");
-        assert_eq!(lines[2]["raw_b64"], "/w==");
+        // The octet count covers up to 0xff; the 0xfe after it is a frame of its own.
+        assert_eq!(lines[2]["raw_b64"], "/g==");
         assert_eq!(summary.empty_frames, 1);
         assert_eq!(summary.by_format.get("raw"), Some(&2));
     }
@@ -165,7 +166,7 @@ mod tests {
     fn frames_spanning_read_chunks_are_reassembled() {
         let mut input = Vec::new();
         let body = "x".repeat(READ_CHUNK);
-        input.extend_from_slice(format!("{} <13>1 - - - - - - {body}", body.len() + 16).as_bytes());
+        input.extend_from_slice(format!("{} <13>1 - - - - - - {body}", body.len() + 18).as_bytes());
         let (lines, _) = run(&input, Framing::Auto);
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0]["message"].as_str().unwrap().len(), READ_CHUNK);

@@ -9,7 +9,12 @@ fuzz_target!(|data: &[u8]| {
     let Some((&control, stream)) = data.split_first() else {
         return;
     };
-    let framing = [Framing::Auto, Framing::OctetCounting, Framing::Lf, Framing::Nul][usize::from(control & 3)];
+    let framing = [
+        Framing::Auto,
+        Framing::OctetCounting,
+        Framing::Lf,
+        Framing::Nul,
+    ][usize::from(control & 3)];
     let multiline = control & 4 != 0;
     let max = 1 + usize::from(control >> 3) * 4;
     let chunk = 1 + usize::from(control % 7);

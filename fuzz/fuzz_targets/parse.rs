@@ -7,7 +7,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let received = DateTime::from_unix_micros(1_767_225_600_000_000);
-    for format in [FormatChoice::Auto, FormatChoice::Rfc5424, FormatChoice::Rfc3164] {
+    for format in [
+        FormatChoice::Auto,
+        FormatChoice::Rfc5424,
+        FormatChoice::Rfc3164,
+    ] {
         let options = ParseOptions {
             format,
             key_values: true,

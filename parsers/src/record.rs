@@ -32,17 +32,18 @@ impl Format {
     }
 }
 
-/// Where a message came from; filled in by the listener that received it.
+/// Where a message came from; filled in by the listener that received it, borrowing from the
+/// connection's own strings so that each record costs no allocation for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Source {
-    pub ip: String,
+pub struct Source<'a> {
+    pub ip: Cow<'a, str>,
     pub port: u16,
     /// `udp`, `tcp`, `tls` or `relp`.
     pub transport: &'static str,
     /// The configured listener's name.
-    pub listener: String,
+    pub listener: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_peer: Option<String>,
+    pub tls_peer: Option<Cow<'a, str>>,
 }
 
 /// The event time: RFC 5424 text is already RFC 3339 and is kept as written; legacy times are
@@ -58,7 +59,7 @@ pub enum EventTime<'a> {
 pub struct Record<'a> {
     pub seq: Option<u64>,
     pub received_at: Option<DateTime>,
-    pub source: Option<Source>,
+    pub source: Option<Source<'a>>,
     pub format: Format,
     pub dialect: Option<&'static str>,
     pub pri: Option<Pri>,
@@ -142,6 +143,15 @@ pub fn trim_trailer(mut msg: &[u8]) -> &[u8] {
     }
 }
 
+/// A time serialised as its RFC 3339 text without an intermediate string.
+struct Rfc3339<'r>(&'r DateTime);
+
+impl Serialize for Rfc3339<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
+    }
+}
+
 struct SdJson<'r, 'a>(&'r [SdElement<'a>]);
 
 impl Serialize for SdJson<'_, '_> {
@@ -189,7 +199,7 @@ impl Serialize for Record<'_> {
             map.serialize_entry("seq", &seq)?;
         }
         if let Some(at) = &self.received_at {
-            map.serialize_entry("received_at", &at.to_rfc3339())?;
+            map.serialize_entry("received_at", &Rfc3339(at))?;
         }
         if let Some(source) = &self.source {
             map.serialize_entry("source", source)?;
@@ -213,7 +223,7 @@ impl Serialize for Record<'_> {
         }
         match &self.timestamp {
             Some(EventTime::Verbatim(text)) => map.serialize_entry("timestamp", text)?,
-            Some(EventTime::Resolved(dt)) => map.serialize_entry("timestamp", &dt.to_rfc3339())?,
+            Some(EventTime::Resolved(dt)) => map.serialize_entry("timestamp", &Rfc3339(dt))?,
             None => {}
         }
         if self.timestamp_inferred {

@@ -4,7 +4,7 @@
 //! Hand-written instead of pulling in a date crate: the parser needs only proleptic Gregorian
 //! day counts and fixed offsets, and keeping it here keeps the crate small and allocation-free.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
 /// A wall-clock time with a known UTC offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,24 +95,7 @@ impl DateTime {
 
     /// Appends the RFC 3339 form: `Z` for UTC, otherwise `±HH:MM`.
     pub fn write_rfc3339(&self, out: &mut String) {
-        let _ = write!(
-            out,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
-        );
-        if self.frac_digits > 0 {
-            let digits = usize::from(self.frac_digits.min(9));
-            let frac = format!("{:09}", self.nanos);
-            out.push('.');
-            out.push_str(&frac[..digits]);
-        }
-        if self.offset_minutes == 0 {
-            out.push('Z');
-        } else {
-            let sign = if self.offset_minutes < 0 { '-' } else { '+' };
-            let abs = self.offset_minutes.unsigned_abs();
-            let _ = write!(out, "{sign}{:02}:{:02}", abs / 60, abs % 60);
-        }
+        let _ = write!(out, "{self}");
     }
 
     /// The RFC 3339 form as a new string.
@@ -120,6 +103,29 @@ impl DateTime {
         let mut s = String::with_capacity(32);
         self.write_rfc3339(&mut s);
         s
+    }
+}
+
+/// RFC 3339, keeping the fractional digits as written: `Z` for UTC, otherwise `±HH:MM`.
+impl fmt::Display for DateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )?;
+        if self.frac_digits > 0 {
+            let digits = u32::from(self.frac_digits.min(9));
+            let value = self.nanos / 10u32.pow(9 - digits);
+            write!(f, ".{value:0width$}", width = digits as usize)?;
+        }
+        if self.offset_minutes == 0 {
+            f.write_str("Z")
+        } else {
+            let sign = if self.offset_minutes < 0 { '-' } else { '+' };
+            let abs = self.offset_minutes.unsigned_abs();
+            write!(f, "{sign}{:02}:{:02}", abs / 60, abs % 60)
+        }
     }
 }
 

@@ -115,9 +115,18 @@ fn timestamp(input: &[u8]) -> Option<(LegacyTimestamp<'_>, Option<ClockMark>, &[
 }
 
 fn is_ip_address(token: &[u8]) -> bool {
+    // Only tokens that can be addresses pay for the address parsers.
+    let v6 = token.contains(&b':');
+    if !v6 && !token.first().is_some_and(u8::is_ascii_digit) {
+        return false;
+    }
     std::str::from_utf8(token).is_ok_and(|s| {
-        Ipv4Addr::from_str(s).is_ok()
-            || Ipv6Addr::from_str(s.split('%').next().unwrap_or(s)).is_ok()
+        if v6 {
+            // A zone index (`fe80::1%eth0`) is not part of the address.
+            Ipv6Addr::from_str(s.split('%').next().unwrap_or(s)).is_ok()
+        } else {
+            Ipv4Addr::from_str(s).is_ok()
+        }
     })
 }
 

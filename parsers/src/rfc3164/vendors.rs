@@ -87,14 +87,16 @@ fn date_time_span(body: &[u8]) -> &[u8] {
 /// A topic list has at least two lower-case parts, one of them a severity topic.
 pub(super) fn mikrotik_topics(token: &[u8]) -> Option<&[u8]> {
     const SEVERITIES: [&[u8]; 5] = [b"info", b"warning", b"error", b"critical", b"debug"];
-    let parts: Vec<&[u8]> = token.split(|&c| c == b',').collect();
-    let well_formed = parts.len() >= 2
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.iter()
-                    .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        });
-    (well_formed && parts.iter().any(|p| SEVERITIES.contains(p))).then_some(token)
+    if !token.contains(&b',') {
+        return None;
+    }
+    let mut parts = token.split(|&c| c == b',');
+    let well_formed = parts.clone().all(|p| {
+        !p.is_empty()
+            && p.iter()
+                .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    });
+    (well_formed && parts.any(|p| SEVERITIES.contains(&p))).then_some(token)
 }
 
 /// Column names of PAN-OS TRAFFIC and THREAT logs (positions 0–30 share one layout).

@@ -1,0 +1,468 @@
+//! The configuration: one TOML file, typed, validated once at start-up. Every error names the
+//! file, the key and what is wrong, so `auditrelay check-config` can point at the line to fix.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::ingest::url::{ListenerUrl, Transport};
+
+/// Defaults a relay needs without any configuration.
+pub mod defaults {
+    /// The longest message kept whole; longer ones are truncated and say so.
+    pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
+    /// Open connections per stream listener.
+    pub const MAX_CONNECTIONS: usize = 1024;
+    /// Seconds a connection may stay silent before it is closed.
+    pub const IDLE_TIMEOUT_SECS: u64 = 600;
+    /// Kernel receive buffer asked for each UDP socket: bursts of 50,000 msg/s need room.
+    pub const UDP_RECEIVE_BUFFER: usize = 16 * 1024 * 1024;
+    /// A batch closes after this long, so one fsync covers many messages without delaying any.
+    pub const BATCH_MAX_DELAY_MS: u64 = 2;
+    pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
+    pub const BATCH_MAX_RECORDS: usize = 4096;
+    /// Records waiting for the write path; when full, stream listeners stop reading.
+    pub const PIPELINE_CAPACITY: usize = 65_536;
+}
+
+/// A configuration error: which file, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The file as written. Unknown keys are errors: a misspelt key must not be silently ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Where the store lives; relative paths are relative to the working directory.
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub http: Option<HttpSection>,
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<ListenerSection>,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub batch: BatchSection,
+    #[serde(default)]
+    pub parse: ParseSection,
+}
+
+/// `[http]`: the metrics and health endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    pub listen: String,
+}
+
+/// One `[[listener]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSection {
+    /// Names the listener in metrics and in each record's `source.listener`.
+    pub name: Option<String>,
+    /// `udp://`, `tcp://`, `tls://`, `relp://` or `relp+tls://` with host and port; TLS files
+    /// may be given as `?cert=…&key=…&ca=…` or with the keys below.
+    pub url: String,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// With a CA, clients must present a certificate it signed.
+    pub ca: Option<PathBuf>,
+    pub max_message_size: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub idle_timeout_secs: Option<u64>,
+    pub udp_receive_buffer: Option<usize>,
+    /// UDP sockets bound with SO_REUSEPORT; default one per core.
+    pub udp_sockets: Option<usize>,
+}
+
+/// `[limits]`: defaults for every listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_message_size: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub idle_timeout_secs: Option<u64>,
+    pub pipeline_capacity: Option<usize>,
+}
+
+/// `[batch]`: how records are grouped into one durable write.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSection {
+    pub max_delay_ms: Option<u64>,
+    pub max_bytes: Option<usize>,
+    pub max_records: Option<usize>,
+}
+
+/// `[parse]`: parser options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParseSection {
+    /// UTC offset for legacy timestamps without a zone, e.g. "+01:00".
+    pub timezone: Option<String>,
+    /// Read key=value pairs from legacy messages no dialect claims.
+    pub key_values: Option<bool>,
+}
+
+/// A validated listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub url: ListenerUrl,
+    pub max_message_size: usize,
+    pub max_connections: usize,
+    pub idle_timeout_secs: u64,
+    pub udp_receive_buffer: usize,
+    pub udp_sockets: usize,
+}
+
+/// The validated configuration the relay runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http: Option<SocketAddr>,
+    pub listeners: Vec<ListenerConfig>,
+    pub batch_max_delay_ms: u64,
+    pub batch_max_bytes: usize,
+    pub batch_max_records: usize,
+    pub pipeline_capacity: usize,
+    pub timezone_offset_minutes: i16,
+    pub key_values: bool,
+}
+
+/// What the command line adds to (or, without `--config`, replaces) the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Vec<String>,
+    pub http: Option<String>,
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        key: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let parsed: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError {
+        file: file.clone(),
+        key: String::new(),
+        message: e.to_string().trim_end().replace('\n', " "),
+    })?;
+    validate(parsed, &file, overrides)
+}
+
+/// Builds the configuration from command-line flags alone.
+pub fn from_flags(overrides: &Overrides) -> Result<Config, ConfigError> {
+    validate(ConfigFile::default(), "command line", overrides)
+}
+
+fn err(file: &str, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        file: file.to_string(),
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// Parses `+HH:MM`, `-HHMM` or `Z`/`UTC` into minutes east of UTC.
+pub fn parse_offset(text: &str) -> Option<i16> {
+    if matches!(text, "Z" | "UTC" | "utc") {
+        return Some(0);
+    }
+    let sign = match text.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: String = text[1..].chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let hours: i16 = digits[..2].parse().ok()?;
+    let minutes: i16 = digits[2..].parse().ok()?;
+    (hours <= 23 && minutes <= 59).then_some(sign * (hours * 60 + minutes))
+}
+
+fn positive<T: PartialOrd + Default + fmt::Display>(
+    file: &str,
+    key: &str,
+    value: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match value {
+        Some(v) if v <= T::default() => {
+            Err(err(file, key, format!("must be greater than 0, got {v}")))
+        }
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let limits = &parsed.limits;
+    let max_message_size = positive(
+        file,
+        "limits.max_message_size",
+        limits.max_message_size,
+        defaults::MAX_MESSAGE_SIZE,
+    )?;
+    let max_connections = positive(
+        file,
+        "limits.max_connections",
+        limits.max_connections,
+        defaults::MAX_CONNECTIONS,
+    )?;
+    let idle_timeout_secs = positive(
+        file,
+        "limits.idle_timeout_secs",
+        limits.idle_timeout_secs,
+        defaults::IDLE_TIMEOUT_SECS,
+    )?;
+    let pipeline_capacity = positive(
+        file,
+        "limits.pipeline_capacity",
+        limits.pipeline_capacity,
+        defaults::PIPELINE_CAPACITY,
+    )?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let mut sections = parsed.listeners.clone();
+    sections.extend(overrides.listen.iter().map(|url| ListenerSection {
+        name: None,
+        url: url.clone(),
+        cert: None,
+        key: None,
+        ca: None,
+        max_message_size: None,
+        max_connections: None,
+        idle_timeout_secs: None,
+        udp_receive_buffer: None,
+        udp_sockets: None,
+    }));
+    let from_file = parsed.listeners.len();
+    let mut listeners = Vec::new();
+    let mut names = HashSet::new();
+    let mut bound = HashSet::new();
+    for (i, section) in sections.into_iter().enumerate() {
+        let key = |field: &str| {
+            if i < from_file {
+                format!("listener[{i}].{field}")
+            } else {
+                format!("--listen {}", overrides.listen[i - from_file])
+            }
+        };
+        let mut url = ListenerUrl::parse(&section.url).map_err(|m| err(file, key("url"), m))?;
+        for (field, value, slot) in [
+            ("cert", &section.cert, &mut url.tls_cert),
+            ("key", &section.key, &mut url.tls_key),
+            ("ca", &section.ca, &mut url.tls_ca),
+        ] {
+            if let Some(path) = value {
+                if !url.transport.is_tls() {
+                    return Err(err(
+                        file,
+                        key(field),
+                        "only TLS listeners (tls://, relp+tls://) take certificates",
+                    ));
+                }
+                *slot = Some(path.clone());
+            }
+        }
+        if url.tls_cert.is_some() != url.tls_key.is_some() {
+            return Err(err(file, key("url"), "cert and key must be given together"));
+        }
+        if url.tls_ca.is_some() && url.tls_cert.is_none() {
+            return Err(err(
+                file,
+                key("ca"),
+                "a client CA needs the listener's own cert and key",
+            ));
+        }
+        let name = section.name.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                url.transport.scheme().replace('+', "-"),
+                url.addr.port()
+            )
+        });
+        if !names.insert(name.clone()) {
+            return Err(err(
+                file,
+                key("name"),
+                format!("listener name {name:?} is used twice"),
+            ));
+        }
+        let socket_kind = if url.transport == Transport::Udp {
+            "udp"
+        } else {
+            "tcp"
+        };
+        if !bound.insert((socket_kind, url.addr)) {
+            return Err(err(
+                file,
+                key("url"),
+                format!("{} {} is bound by another listener", socket_kind, url.addr),
+            ));
+        }
+        listeners.push(ListenerConfig {
+            name,
+            max_message_size: positive(
+                file,
+                &key("max_message_size"),
+                section.max_message_size,
+                max_message_size,
+            )?,
+            max_connections: positive(
+                file,
+                &key("max_connections"),
+                section.max_connections,
+                max_connections,
+            )?,
+            idle_timeout_secs: positive(
+                file,
+                &key("idle_timeout_secs"),
+                section.idle_timeout_secs,
+                idle_timeout_secs,
+            )?,
+            udp_receive_buffer: positive(
+                file,
+                &key("udp_receive_buffer"),
+                section.udp_receive_buffer,
+                defaults::UDP_RECEIVE_BUFFER,
+            )?,
+            udp_sockets: positive(file, &key("udp_sockets"), section.udp_sockets, cores)?,
+            url,
+        });
+    }
+
+    let http_text = overrides.http.clone().map(|h| ("--http", h)).or_else(|| {
+        parsed
+            .http
+            .as_ref()
+            .map(|h| ("http.listen", h.listen.clone()))
+    });
+    let http = match http_text {
+        Some((key, text)) => Some(
+            text.parse::<SocketAddr>()
+                .map_err(|e| err(file, key, format!("{text:?} is not an address:port ({e})")))?,
+        ),
+        None => None,
+    };
+    let data_dir = overrides
+        .data_dir
+        .clone()
+        .or(parsed.data_dir)
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let timezone_offset_minutes = match &parsed.parse.timezone {
+        Some(tz) => parse_offset(tz).ok_or_else(|| {
+            err(
+                file,
+                "parse.timezone",
+                format!("{tz:?} is not an offset such as +01:00"),
+            )
+        })?,
+        None => 0,
+    };
+    let batch = &parsed.batch;
+    Ok(Config {
+        data_dir,
+        http,
+        listeners,
+        batch_max_delay_ms: positive(
+            file,
+            "batch.max_delay_ms",
+            batch.max_delay_ms,
+            defaults::BATCH_MAX_DELAY_MS,
+        )?,
+        batch_max_bytes: positive(
+            file,
+            "batch.max_bytes",
+            batch.max_bytes,
+            defaults::BATCH_MAX_BYTES,
+        )?,
+        batch_max_records: positive(
+            file,
+            "batch.max_records",
+            batch.max_records,
+            defaults::BATCH_MAX_RECORDS,
+        )?,
+        pipeline_capacity,
+        timezone_offset_minutes,
+        key_values: parsed.parse.key_values.unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, text).unwrap();
+        load(&path, &Overrides::default()).map_err(|mut e| {
+            e.file = "relay.toml".into();
+            e
+        })
+    }
+
+    #[test]
+    fn a_full_file_validates() {
+        let c = load_text(
+            r#"
+            data_dir = "/tmp/x"
+            [http]
+            listen = "127.0.0.1:9514"
+            [[listener]]
+            url = "udp://127.0.0.1:5514"
+            [[listener]]
+            name = "secure"
+            url = "tls://127.0.0.1:6514?cert=/c.pem&key=/k.pem"
+            ca = "/ca.pem"
+            [parse]
+            timezone = "-05:00"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listeners[0].name, "udp-5514");
+        assert_eq!(c.listeners[1].url.tls_ca, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(c.timezone_offset_minutes, -300);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = load_text("[[listener]]\nurl = \"ftp://1.2.3.4:1\"\n").unwrap_err();
+        assert_eq!(e.key, "listener[0].url");
+        let e = load_text("[[listener]]\nurl = \"tcp://127.0.0.1:1\"\nmax_connections = 0\n")
+            .unwrap_err();
+        assert_eq!(e.key, "listener[0].max_connections");
+        let e = load_text("[batch]\nmax_dely_ms = 3\n").unwrap_err();
+        assert!(e.to_string().contains("max_dely_ms"), "{e}");
+        let e = load_text("[parse]\ntimezone = \"Mars\"\n").unwrap_err();
+        assert_eq!(e.key, "parse.timezone");
+        let e = load_text("[[listener]]\nurl = \"tcp://127.0.0.1:1\"\n[[listener]]\nurl = \"relp://127.0.0.1:1\"\n").unwrap_err();
+        assert!(e.message.contains("bound by another listener"), "{e}");
+    }
+}

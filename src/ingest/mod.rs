@@ -1,0 +1,126 @@
+//! Listeners: UDP (RFC 5426), TCP (RFC 6587), TLS (RFC 5425) and RELP. They receive bytes,
+//! frame and parse them, and hand prepared records to the write path. They know nothing of
+//! storage: the pipeline channel is all they see.
+//!
+//! Backpressure: stream listeners (TCP, TLS, RELP) wait for room in the pipeline, which stops
+//! them reading, which fills the sender's TCP window. UDP cannot wait: it counts what it drops.
+
+pub mod relp;
+pub mod stream;
+pub mod tls;
+pub mod udp;
+pub mod url;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use auditrelay_parsers::timestamp::DateTime;
+use auditrelay_parsers::{parse, ParseOptions, Source};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::ListenerConfig;
+use crate::metrics::ListenerMetrics;
+use crate::shutdown::Shutdown;
+use crate::store::keys::IndexTerms;
+use crate::write_path::PreparedRecord;
+
+/// What every listener task needs.
+pub struct Ingest {
+    pub config: ListenerConfig,
+    pub metrics: Arc<ListenerMetrics>,
+    pub pipeline: mpsc::Sender<PreparedRecord>,
+    pub parse: ParseOptions,
+    pub shutdown: Shutdown,
+}
+
+/// The sending side of one connection or datagram, as records show it.
+pub struct Peer {
+    pub ip: String,
+    pub port: u16,
+    pub tls_peer: Option<String>,
+}
+
+impl Peer {
+    pub fn of(addr: std::net::SocketAddr) -> Peer {
+        Peer {
+            ip: addr.ip().to_canonical().to_string(),
+            port: addr.port(),
+            tls_peer: None,
+        }
+    }
+}
+
+/// The receive time, in microseconds since the epoch.
+pub fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+impl Ingest {
+    /// Parses one message and prepares it for the write path. `defect` says why the frame is
+    /// not whole (truncated, incomplete), and goes into `parse_error`.
+    pub fn prepare(
+        &self,
+        bytes: &[u8],
+        defect: Option<&str>,
+        peer: &Peer,
+        ack: Option<oneshot::Sender<u64>>,
+    ) -> PreparedRecord {
+        let received_micros = now_micros();
+        let received = DateTime::from_unix_micros(received_micros);
+        let mut record = parse(bytes, &received, &self.parse);
+        record.source = Some(Source {
+            ip: Cow::Borrowed(&peer.ip),
+            port: peer.port,
+            transport: self.config.url.transport.record_name(),
+            listener: Cow::Borrowed(&self.config.name),
+            tls_peer: peer.tls_peer.as_deref().map(Cow::Borrowed),
+        });
+        if let Some(defect) = defect {
+            record.add_parse_error(defect);
+            if defect.contains("truncated") {
+                self.metrics.truncated.increment(1);
+            }
+        }
+        self.metrics.received.increment(1);
+        self.metrics.received_bytes.increment(bytes.len() as u64);
+        self.metrics
+            .parsed(record.format, record.dialect)
+            .increment(1);
+        let terms = IndexTerms::of(&record, Some(&peer.ip));
+        PreparedRecord {
+            received_micros,
+            json: record.to_json(),
+            terms,
+            listener: self.metrics.clone(),
+            ack,
+        }
+    }
+}
+
+/// Keeps the open-connections gauge right however a connection ends.
+pub struct ConnectionGuard {
+    metrics: Arc<ListenerMetrics>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl ConnectionGuard {
+    pub fn new(
+        metrics: Arc<ListenerMetrics>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> ConnectionGuard {
+        metrics.connections_open.increment(1.0);
+        ConnectionGuard {
+            metrics,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.metrics.connections_open.decrement(1.0);
+    }
+}

@@ -1,0 +1,280 @@
+//! RELP (the Reliable Event Logging Protocol of rsyslog's librelp): `open`, `syslog`, `close`,
+//! with `rsp 200` sent for a message only after its batch is committed. Replies go out in the
+//! order the commands came, as librelp expects.
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::{mpsc, oneshot};
+
+use super::stream::read_more;
+use super::{Ingest, Peer};
+
+/// Unanswered commands per connection; librelp's default window is 128.
+const WINDOW: usize = 1024;
+/// The longest DATALEN accepted; longer frames are a protocol error.
+const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// The offer sent in answer to `open`.
+const OPEN_OFFER: &str = "200 OK\nrelp_version=0\nrelp_software=auditrelay\ncommands=syslog";
+
+/// One parsed RELP frame.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RelpFrame<'a> {
+    pub txnr: u64,
+    pub command: &'a [u8],
+    pub data: &'a [u8],
+}
+
+/// The outcome of reading a frame from the front of a buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed<'a> {
+    Incomplete,
+    Frame {
+        frame: RelpFrame<'a>,
+        consumed: usize,
+    },
+    Invalid(&'static str),
+}
+
+fn number(buf: &[u8], max_digits: usize) -> Result<Option<(u64, usize)>, &'static str> {
+    let n = buf
+        .iter()
+        .take(max_digits + 1)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if n > max_digits {
+        return Err("number too long");
+    }
+    if n == buf.len() {
+        return Ok(None);
+    }
+    if n == 0 {
+        return Err("expected a number");
+    }
+    let v = buf[..n]
+        .iter()
+        .fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
+    Ok(Some((v, n)))
+}
+
+/// Parses `TXNR SP COMMAND SP DATALEN [SP DATA] LF`.
+pub fn parse_frame(buf: &[u8]) -> Parsed<'_> {
+    let (txnr, mut i) = match number(buf, 9) {
+        Ok(Some(v)) => v,
+        Ok(None) => return Parsed::Incomplete,
+        Err(e) => return Parsed::Invalid(e),
+    };
+    if buf[i] != b' ' {
+        return Parsed::Invalid("expected a space after TXNR");
+    }
+    i += 1;
+    let cmd_len = buf[i..]
+        .iter()
+        .take(33)
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    if i + cmd_len == buf.len() {
+        return Parsed::Incomplete;
+    }
+    if cmd_len == 0 || cmd_len > 32 || buf[i + cmd_len] != b' ' {
+        return Parsed::Invalid("expected a command");
+    }
+    let command = &buf[i..i + cmd_len];
+    i += cmd_len + 1;
+    let (len, n) = match number(&buf[i..], 9) {
+        Ok(Some(v)) => v,
+        Ok(None) => return Parsed::Incomplete,
+        Err(e) => return Parsed::Invalid(e),
+    };
+    i += n;
+    let len = len as usize;
+    if len > MAX_FRAME {
+        return Parsed::Invalid("DATALEN too large");
+    }
+    let data_start = if len > 0 {
+        match buf.get(i) {
+            None => return Parsed::Incomplete,
+            Some(b' ') => i + 1,
+            Some(_) => return Parsed::Invalid("expected a space before DATA"),
+        }
+    } else {
+        i
+    };
+    match buf.get(data_start + len) {
+        None => Parsed::Incomplete,
+        Some(b'\n') => Parsed::Frame {
+            frame: RelpFrame {
+                txnr,
+                command,
+                data: &buf[data_start..data_start + len],
+            },
+            consumed: data_start + len + 1,
+        },
+        Some(_) => Parsed::Invalid("expected LF after DATA"),
+    }
+}
+
+/// A reply, in command order.
+enum Reply {
+    Now(u64, &'static str),
+    AfterCommit(u64, oneshot::Receiver<u64>),
+}
+
+async fn write_reply<W: AsyncWrite + Unpin>(out: &mut W, txnr: u64, data: &str) -> io::Result<()> {
+    let line = if data.is_empty() {
+        format!("{txnr} rsp 0\n")
+    } else {
+        format!("{txnr} rsp {} {data}\n", data.len())
+    };
+    out.write_all(line.as_bytes()).await
+}
+
+async fn write_replies<W: AsyncWrite + Unpin>(
+    writer: W,
+    mut replies: mpsc::Receiver<Reply>,
+    ingest: Arc<Ingest>,
+) -> io::Result<()> {
+    let mut out = BufWriter::new(writer);
+    while let Some(reply) = replies.recv().await {
+        match reply {
+            Reply::Now(txnr, data) => write_reply(&mut out, txnr, data).await?,
+            Reply::AfterCommit(txnr, mut committed) => {
+                let result = match committed.try_recv() {
+                    Err(oneshot::error::TryRecvError::Empty) => {
+                        // Nothing more to say until the next commit: send what is buffered,
+                        // or the client, its window full, would wait for it.
+                        out.flush().await?;
+                        committed.await.ok()
+                    }
+                    other => other.ok(),
+                };
+                // Without a commit (the write path went away), the client must resend.
+                let data = if result.is_some() {
+                    "200 OK"
+                } else {
+                    "500 not committed"
+                };
+                write_reply(&mut out, txnr, data).await?;
+            }
+        }
+        if replies.is_empty() {
+            out.flush().await?;
+        }
+    }
+    if ingest.shutdown.is_set() {
+        // Tell the client the server is going away, so it reconnects instead of waiting.
+        out.write_all(b"0 serverclose 0\n").await?;
+    }
+    out.flush().await?;
+    out.shutdown().await
+}
+
+/// Serves one RELP session until `close`, the end of the stream, or shutdown.
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
+    peer: Peer,
+    ingest: Arc<Ingest>,
+) -> io::Result<()> {
+    let (mut reader, writer) = tokio::io::split(stream);
+    let (replies, pending) = mpsc::channel(WINDOW);
+    let writer = tokio::spawn(write_replies(writer, pending, ingest.clone()));
+    let max = ingest.config.max_message_size;
+    let mut buf = Vec::new();
+    let mut start = 0;
+    let mut opened = false;
+    'session: loop {
+        loop {
+            let (frame, consumed) = match parse_frame(&buf[start..]) {
+                Parsed::Incomplete => break,
+                Parsed::Invalid(why) => {
+                    tracing::info!(listener = %ingest.config.name, peer = %peer.ip, why, "RELP protocol error; closing");
+                    break 'session;
+                }
+                Parsed::Frame { frame, consumed } => (frame, consumed),
+            };
+            let reply = match frame.command {
+                b"open" => {
+                    opened = true;
+                    Reply::Now(frame.txnr, OPEN_OFFER)
+                }
+                b"syslog" if opened => {
+                    let (data, defect) = if frame.data.len() > max {
+                        (
+                            &frame.data[..max],
+                            Some(format!(
+                                "message truncated: {} bytes, first {max} kept",
+                                frame.data.len()
+                            )),
+                        )
+                    } else {
+                        (frame.data, None)
+                    };
+                    let (ack, committed) = oneshot::channel();
+                    let record = ingest.prepare(data, defect.as_deref(), &peer, Some(ack));
+                    if ingest.pipeline.send(record).await.is_err() {
+                        break 'session;
+                    }
+                    Reply::AfterCommit(frame.txnr, committed)
+                }
+                b"close" => {
+                    let _ = replies.send(Reply::Now(frame.txnr, "")).await;
+                    break 'session;
+                }
+                b"syslog" => Reply::Now(frame.txnr, "500 open the session first"),
+                _ => Reply::Now(frame.txnr, "500 unknown command"),
+            };
+            start += consumed;
+            if replies.send(reply).await.is_err() {
+                break 'session;
+            }
+        }
+        buf.drain(..start);
+        start = 0;
+        if !read_more(&mut reader, &mut buf, &ingest)
+            .await
+            .unwrap_or(false)
+        {
+            break;
+        }
+    }
+    drop(replies);
+    writer.await.map_err(io::Error::other)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse_whole_and_wait_when_partial() {
+        let buf = b"1 open 5 hello\n2 close 0\n";
+        let Parsed::Frame { frame, consumed } = parse_frame(buf) else {
+            panic!()
+        };
+        assert_eq!(
+            (frame.txnr, frame.command, frame.data),
+            (1, &b"open"[..], &b"hello"[..])
+        );
+        let Parsed::Frame { frame, .. } = parse_frame(&buf[consumed..]) else {
+            panic!()
+        };
+        assert_eq!((frame.command, frame.data), (&b"close"[..], &b""[..]));
+        for cut in 0..14 {
+            assert_eq!(parse_frame(&buf[..cut]), Parsed::Incomplete, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn junk_is_invalid() {
+        assert!(matches!(parse_frame(b"x open 0\n"), Parsed::Invalid(_)));
+        assert!(matches!(
+            parse_frame(b"1 open 3 abcd\n"),
+            Parsed::Invalid(_)
+        ));
+        assert!(matches!(
+            parse_frame(b"1 open 99999999999 "),
+            Parsed::Invalid(_)
+        ));
+    }
+}

@@ -1,0 +1,188 @@
+//! `auditrelay run`: wires the listeners, the write path, the store and the operations endpoint
+//! together, and takes them down in order on SIGTERM so that nothing received is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auditrelay_parsers::ParseOptions;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::ingest::stream::Protocol;
+use crate::ingest::tls::{ensure_self_signed, TlsFiles, TlsReloader, POLL_INTERVAL};
+use crate::ingest::url::Transport;
+use crate::ingest::{stream, udp, Ingest};
+use crate::metrics::{self, ListenerMetrics};
+use crate::shutdown;
+use crate::store::Store;
+use crate::write_path::{run_batcher, BatchLimits, CommitLog, LocalCommitLog};
+
+/// How often the kernel's UDP drop counter is read.
+const SNMP_POLL: Duration = Duration::from_secs(2);
+
+/// Runs the relay until SIGTERM or SIGINT; returns once everything received is committed.
+pub async fn run(config: Config) -> Result<(), String> {
+    let handle = metrics::install()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+    let store = Store::open(&config.data_dir).map_err(|e| e.to_string())?;
+    tracing::info!(store = %store.path().display(), next_seq = store.next_seq(), "store open");
+    ::metrics::gauge!(metrics::NEXT_SEQ).set(store.next_seq() as f64);
+    let log: Arc<dyn CommitLog> = Arc::new(LocalCommitLog::new(store));
+
+    let (trigger, shutdown) = shutdown::channel();
+    let (pipeline, records) = mpsc::channel(config.pipeline_capacity);
+    let (healthy_tx, healthy) = watch::channel(true);
+    let limits = BatchLimits {
+        max_delay: Duration::from_millis(config.batch_max_delay_ms),
+        max_bytes: config.batch_max_bytes,
+        max_records: config.batch_max_records,
+    };
+    let batcher = tokio::spawn(run_batcher(records, log, limits, healthy_tx));
+
+    let parse = ParseOptions {
+        default_offset_minutes: config.timezone_offset_minutes,
+        key_values: config.key_values,
+        ..ParseOptions::default()
+    };
+    let mut reloaders = Vec::new();
+    let mut listeners = Vec::new();
+    for listener in &config.listeners {
+        let transport = listener.url.transport;
+        let ingest = Arc::new(Ingest {
+            config: listener.clone(),
+            metrics: ListenerMetrics::new(&listener.name, transport.record_name()),
+            pipeline: pipeline.clone(),
+            parse,
+            shutdown: shutdown.clone(),
+        });
+        let tls = if transport.is_tls() {
+            let files = match (&listener.url.tls_cert, &listener.url.tls_key) {
+                (Some(cert), Some(key)) => TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    ca: listener.url.tls_ca.clone(),
+                },
+                _ => ensure_self_signed(&config.data_dir.join("tls"))?,
+            };
+            let reloader = TlsReloader::new(&listener.name, files)
+                .map_err(|e| format!("listener {}: {e}", listener.name))?;
+            reloaders.push(reloader.clone());
+            Some(reloader)
+        } else {
+            None
+        };
+        // Bind now, so that a port in use stops the start-up with a clear error.
+        let task = match transport {
+            Transport::Udp => tokio::spawn(async move { udp::run(ingest).await }),
+            Transport::Tcp | Transport::Tls => {
+                tokio::spawn(async move { stream::run(ingest, tls, Protocol::Syslog).await })
+            }
+            Transport::Relp | Transport::RelpTls => {
+                tokio::spawn(async move { stream::run(ingest, tls, Protocol::Relp).await })
+            }
+        };
+        listeners.push((listener.name.clone(), task));
+    }
+    drop(pipeline);
+
+    let (ready_tx, ready) = watch::channel(false);
+    if let Some(addr) = config.http {
+        let endpoint = crate::http::bind(addr)
+            .await
+            .map_err(|e| format!("http {addr}: {e}"))?;
+        tracing::info!(%addr, "metrics and health endpoint");
+        let status = crate::http::Status {
+            metrics: handle,
+            ready: ready.clone(),
+        };
+        tokio::spawn(crate::http::serve(endpoint, status, shutdown.clone()));
+    }
+    tokio::spawn(watch_tls(reloaders, shutdown.clone()));
+    tokio::spawn(poll_udp_kernel_drops(shutdown.clone()));
+
+    // Ready once every listener had a moment to bind without failing, and while commits work.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for (name, task) in &listeners {
+        if task.is_finished() {
+            trigger.trigger();
+            return Err(format!("listener {name} failed to start (see the log)"));
+        }
+    }
+    tokio::spawn(track_readiness(healthy, ready_tx, shutdown.clone()));
+
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    trigger.trigger();
+    for (name, task) in listeners {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(listener = %name, error = %e, "listener failed"),
+            Err(e) => tracing::error!(listener = %name, error = %e, "listener task failed"),
+        }
+    }
+    // Connections hand over what they hold and drop their senders; the batcher then commits
+    // the rest and returns.
+    batcher.await.map_err(|e| e.to_string())?;
+    tracing::info!("everything received is committed; exiting");
+    Ok(())
+}
+
+async fn track_readiness(
+    mut healthy: watch::Receiver<bool>,
+    ready: watch::Sender<bool>,
+    mut shutdown: shutdown::Shutdown,
+) {
+    loop {
+        let _ = ready.send(*healthy.borrow_and_update() && !shutdown.is_set());
+        tokio::select! {
+            r = healthy.changed() => if r.is_err() { break },
+            _ = shutdown.wait() => { let _ = ready.send(false); break },
+        }
+    }
+}
+
+/// Reloads TLS files on SIGHUP and when they change on disk.
+async fn watch_tls(reloaders: Vec<Arc<TlsReloader>>, mut shutdown: shutdown::Shutdown) {
+    if reloaders.is_empty() {
+        return;
+    }
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGHUP");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading TLS certificates");
+                for r in &reloaders { r.reload() }
+            }
+            _ = tick.tick() => for r in &reloaders { r.reload_if_changed() },
+            _ = shutdown.wait() => return,
+        }
+    }
+}
+
+async fn poll_udp_kernel_drops(mut shutdown: shutdown::Shutdown) {
+    let base = metrics::read_udp_rcvbuf_errors();
+    let mut tick = tokio::time::interval(SNMP_POLL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let (Some(base), Some(now)) = (base, metrics::read_udp_rcvbuf_errors()) {
+                    ::metrics::counter!(metrics::UDP_KERNEL_RCVBUF_ERRORS).absolute(now.saturating_sub(base));
+                }
+            }
+            _ = shutdown.wait() => return,
+        }
+    }
+}

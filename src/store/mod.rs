@@ -1,0 +1,277 @@
+//! The audit store: records and their indexes in RocksDB, one column family per UTC day.
+//! This module is the only code that touches RocksDB keys (see `keys`).
+//!
+//! Every committed batch is one RocksDB write batch with the WAL fsync'd before `commit`
+//! returns: that is what "accepted" means. Applying a batch is deterministic (no clocks, no
+//! randomness): times, days and index terms arrive with the entries, so a replicated store
+//! built from the same batches is byte-identical.
+
+pub mod keys;
+pub mod query;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rocksdb::{
+    ColumnFamilyDescriptor, DBWithThreadMode, MultiThreaded, Options, WriteBatch, WriteOptions,
+};
+
+use keys::{day_cf_name, index_key, record_key, IndexField, IndexTerms, META_CF, NEXT_SEQ_KEY};
+
+type Db = DBWithThreadMode<MultiThreaded>;
+
+/// A store failure; RocksDB's message is kept for the operator.
+#[derive(Debug)]
+pub enum StoreError {
+    Open { path: PathBuf, message: String },
+    Write(String),
+    Read(String),
+    Corrupt(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Open { path, message } => {
+                write!(f, "cannot open store {}: {message}", path.display())
+            }
+            StoreError::Write(m) => write!(f, "store write failed: {m}"),
+            StoreError::Read(m) => write!(f, "store read failed: {m}"),
+            StoreError::Corrupt(m) => write!(f, "store is corrupt: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// One record to commit: everything decided before proposing.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub received_micros: i64,
+    pub json: &'a [u8],
+    pub terms: &'a IndexTerms,
+}
+
+/// The seqs a committed batch was given: `first..first + count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqRange {
+    pub first: u64,
+    pub count: u64,
+}
+
+fn db_options() -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_max_background_jobs(2);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    opts.set_write_buffer_size(64 << 20);
+    opts.set_keep_log_file_num(4);
+    opts
+}
+
+fn existing_cfs(path: &Path) -> Vec<String> {
+    let mut cfs: BTreeSet<String> = Db::list_cf(&Options::default(), path)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    cfs.insert(META_CF.to_string());
+    cfs.remove("default");
+    cfs.into_iter().collect()
+}
+
+/// The writable store of a running relay.
+pub struct Store {
+    db: Db,
+    path: PathBuf,
+    /// The next seq to assign; only the single writer changes it.
+    next_seq: Mutex<u64>,
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join("store");
+        let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(&path).map_err(|e| open_err(&e))?;
+        let cfs = existing_cfs(&path)
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, db_options()));
+        let db = Db::open_cf_descriptors(&db_options(), &path, cfs).map_err(|e| open_err(&e))?;
+        let next_seq = read_next_seq(&db)?;
+        Ok(Store {
+            db,
+            path,
+            next_seq: Mutex::new(next_seq),
+        })
+    }
+
+    /// Where the store lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The seq the next committed record will get.
+    pub fn next_seq(&self) -> u64 {
+        *self.next_seq.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes a batch atomically with a synced WAL and returns the seqs it was given.
+    pub fn commit(&self, entries: &[Entry<'_>]) -> Result<SeqRange, StoreError> {
+        let mut next = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
+        let first = *next;
+        let mut batch = WriteBatch::default();
+        // (day, field, hash, seq, time): sorted, they group into one posting per value.
+        let mut postings = Vec::with_capacity(entries.len() * 4);
+        for (i, entry) in entries.iter().enumerate() {
+            let seq = first + i as u64;
+            let day = keys::day_of(entry.received_micros);
+            let cf = self.day_cf(day)?;
+            batch.put_cf(&cf, record_key(seq), entry.json);
+            for (field, hash) in entry.terms.present() {
+                postings.push((day, field as u8, hash, seq, entry.received_micros));
+            }
+        }
+        postings.sort_unstable();
+        let mut value = Vec::new();
+        for group in postings.chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)) {
+            let (day, field, hash, first_seq, _) = group[0];
+            let field = IndexField::ALL[usize::from(field) - 1];
+            let time = group.iter().map(|p| p.4).min().unwrap_or(0);
+            let seqs: Vec<u64> = group.iter().map(|p| p.3).collect();
+            value.clear();
+            keys::encode_posting(&seqs, &mut value);
+            batch.put_cf(
+                &self.day_cf(day)?,
+                index_key(field, hash, time, first_seq),
+                &value,
+            );
+        }
+        let count = entries.len() as u64;
+        let meta = self
+            .db
+            .cf_handle(META_CF)
+            .ok_or_else(|| StoreError::Corrupt("no meta column family".into()))?;
+        batch.put_cf(&meta, NEXT_SEQ_KEY, (first + count).to_be_bytes());
+        let mut write = WriteOptions::default();
+        write.set_sync(true);
+        self.db
+            .write_opt(batch, &write)
+            .map_err(|e| StoreError::Write(e.to_string()))?;
+        *next = first + count;
+        Ok(SeqRange { first, count })
+    }
+
+    /// The column family of a day, created on first use.
+    fn day_cf(&self, day: i64) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
+        let name = day_cf_name(day);
+        if let Some(cf) = self.db.cf_handle(&name) {
+            return Ok(cf);
+        }
+        self.db
+            .create_cf(&name, &db_options())
+            .map_err(|e| StoreError::Write(e.to_string()))?;
+        self.db
+            .cf_handle(&name)
+            .ok_or_else(|| StoreError::Write(format!("column family {name} vanished")))
+    }
+}
+
+fn read_next_seq(db: &Db) -> Result<u64, StoreError> {
+    let meta = db
+        .cf_handle(META_CF)
+        .ok_or_else(|| StoreError::Corrupt("no meta column family".into()))?;
+    match db
+        .get_cf(&meta, NEXT_SEQ_KEY)
+        .map_err(|e| StoreError::Read(e.to_string()))?
+    {
+        None => Ok(1),
+        Some(v) => {
+            Ok(u64::from_be_bytes(v.as_slice().try_into().map_err(
+                |_| StoreError::Corrupt("next_seq is not 8 bytes".into()),
+            )?))
+        }
+    }
+}
+
+/// A read-only view of a store that a running relay may be writing (a RocksDB secondary).
+pub struct StoreReader {
+    db: Db,
+    days: Vec<i64>,
+    // Kept so the secondary's own files live as long as the reader.
+    _scratch: tempfile::TempDir,
+}
+
+impl StoreReader {
+    /// Opens the store under `dir` for reading, caught up with the writer's latest commit.
+    pub fn open(dir: &Path) -> Result<StoreReader, StoreError> {
+        let path = dir.join("store");
+        let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        if !path.join("CURRENT").exists() {
+            return Err(open_err(&"no store here (no CURRENT file)"));
+        }
+        let scratch = tempfile::tempdir().map_err(|e| open_err(&e))?;
+        let mut opts = Options::default();
+        opts.set_max_open_files(-1);
+        let cfs = existing_cfs(&path);
+        let mut days: Vec<i64> = cfs.iter().filter_map(|n| keys::day_of_cf_name(n)).collect();
+        days.sort_unstable();
+        let db = Db::open_cf_as_secondary(&opts, &path, &scratch.path().to_path_buf(), cfs)
+            .map_err(|e| open_err(&e))?;
+        db.try_catch_up_with_primary().map_err(|e| open_err(&e))?;
+        Ok(StoreReader {
+            db,
+            days,
+            _scratch: scratch,
+        })
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The UTC days that have records, oldest first.
+    pub fn days(&self) -> &[i64] {
+        &self.days
+    }
+
+    /// The seq the writer will assign next.
+    pub fn next_seq(&self) -> Result<u64, StoreError> {
+        read_next_seq(&self.db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_assign_consecutive_seqs_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let terms = IndexTerms::default();
+        let e = Entry {
+            received_micros: 1_795_000_000_000_000,
+            json: b"{}",
+            terms: &terms,
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(
+                store.commit(&[e, e]).unwrap(),
+                SeqRange { first: 1, count: 2 }
+            );
+            assert_eq!(store.commit(&[e]).unwrap(), SeqRange { first: 3, count: 1 });
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.next_seq(), 4);
+        let reader = StoreReader::open(dir.path()).unwrap();
+        assert_eq!(reader.next_seq().unwrap(), 4);
+    }
+}

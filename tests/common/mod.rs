@@ -1,0 +1,209 @@
+//! Helpers for end-to-end tests: a real `auditrelay` process on 127.0.0.1 with its own data
+//! directory, real signals, and its real /metrics and `auditrelay query`.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_auditrelay");
+
+/// A port that was free a moment ago on 127.0.0.1 (TCP and UDP).
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Polls `check` until it returns Some, or panics after `limit` naming `what`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A minimal HTTP/1.0 GET; returns (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// A relay process under test.
+pub struct Relay {
+    pub child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub http: SocketAddr,
+    pub args: Vec<String>,
+    pub log: PathBuf,
+}
+
+impl Relay {
+    /// Starts a relay with `args` (listeners etc.) on its own data dir and waits until ready.
+    pub fn start(data_dir: &Path, args: &[String]) -> Relay {
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut relay = Relay {
+            child: None,
+            data_dir: data_dir.to_path_buf(),
+            http,
+            args: args.to_vec(),
+            log: data_dir.join("relay.log"),
+        };
+        relay.restart();
+        relay
+    }
+
+    /// Starts the process again with the same arguments (after a kill).
+    pub fn restart(&mut self) {
+        std::fs::create_dir_all(&self.data_dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--http")
+            .arg(self.http.to_string())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let http = self.http;
+        let log_path = self.log.clone();
+        wait_for(
+            &format!("relay ready (log: {})", log_path.display()),
+            Duration::from_secs(30),
+            || matches!(http_get(http, "/readyz"), Some((200, _))).then_some(()),
+        );
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        self.signal("-KILL");
+        self.child.take().unwrap().wait().unwrap();
+    }
+
+    /// SIGTERM and wait for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("-TERM");
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "relay did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn sighup(&self) {
+        self.signal("-HUP");
+    }
+
+    pub fn metrics(&self) -> String {
+        http_get(self.http, "/metrics").expect("metrics answer").1
+    }
+
+    /// The sum of a metric's samples whose labels contain every `label="value"` given.
+    pub fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        metric_value(&self.metrics(), name, labels)
+    }
+
+    /// Runs `auditrelay query` with `args` and returns the records.
+    pub fn query(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        query(&self.data_dir, args)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sums the samples of `name` whose label sets contain all of `labels`.
+pub fn metric_value(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
+        })
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Runs `auditrelay query --data-dir DIR ARGS…`.
+pub fn query(data_dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(BIN)
+        .arg("query")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "query failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("query prints JSON lines"))
+        .collect()
+}
+
+/// Whether a program is on PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
