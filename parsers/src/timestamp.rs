@@ -430,7 +430,16 @@ pub fn resolve(
     if let Some(year) = t.year {
         return (build(year), inferred);
     }
+    // The received year is right unless the event lands more than half a year away from the
+    // receive time; only then are the neighbouring years tried.
+    const HALF_YEAR: i64 = 183 * 86_400;
     let now = received.unix_seconds();
+    if t.day <= days_in_month(received.year, t.month) {
+        let same = build(received.year);
+        if (same.unix_seconds() - now).abs() <= HALF_YEAR {
+            return (same, true);
+        }
+    }
     let best = [received.year - 1, received.year, received.year + 1]
         .into_iter()
         .filter(|&y| t.day <= days_in_month(y, t.month))

@@ -12,7 +12,8 @@ fn is_key_char(c: u8) -> bool {
 /// words or `"…"`/`'…'` with backslash escapes. Text that is not a pair is skipped, so a sentence
 /// with a few pairs in it yields just those pairs.
 pub fn parse_key_values(input: &[u8]) -> Fields<'_> {
-    let mut fields: Fields<'_> = Vec::new();
+    // One allocation: at most one pair per `=`.
+    let mut fields: Fields<'_> = Vec::with_capacity(input.iter().filter(|&&c| c == b'=').count());
     let mut i = 0;
     while i < input.len() {
         while i < input.len() && matches!(input[i], b' ' | b'\t' | b',' | b';') {

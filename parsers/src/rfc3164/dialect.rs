@@ -83,6 +83,7 @@ pub(super) fn classify(
         } else {
             Dialect::CiscoIos
         });
+        m.fields.reserve(3);
         m.fields.push(("facility".into(), text(facility)));
         m.fields.push(("severity".into(), text(severity)));
         m.fields.push(("mnemonic".into(), text(name)));

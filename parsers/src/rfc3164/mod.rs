@@ -266,6 +266,10 @@ pub fn parse_rfc3164(
     }
     m.msg = rest;
 
+    if mark.is_some() || cisco_seq.is_some() {
+        // Cisco messages carry up to five fields; one allocation for all of them.
+        m.fields.reserve(5);
+    }
     if let Some(mark) = mark {
         let v = match mark {
             ClockMark::Unsynchronized => "unsynchronized",

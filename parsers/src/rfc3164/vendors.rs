@@ -16,26 +16,36 @@ pub(super) fn fortigate(pri: Option<Pri>, body: &[u8]) -> Option<Rfc3164Message<
         return None;
     }
     let fields = parse_key_values(body);
-    let get = |key: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_ref())
-    };
+    let get = |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v);
     let timestamp = match (get("date"), get("time")) {
         (Some(date), Some(time)) => {
-            let zone = get("tz").unwrap_or("");
-            let iso = format!("{date}T{time}{zone}");
-            parse_iso8601(iso.as_bytes())
-                .filter(|(_, rest)| rest.is_empty())
-                .map(|(time, _)| LegacyTimestamp {
-                    time,
-                    raw: date_time_span(body),
-                })
+            // `date` T `time` `tz` on the stack, read as ISO 8601.
+            let zone = get("tz").map_or("", |z| z.as_ref());
+            let mut iso = [0u8; 64];
+            let parts = [date.as_bytes(), b"T", time.as_bytes(), zone.as_bytes()];
+            let len: usize = parts.iter().map(|p| p.len()).sum();
+            if len <= iso.len() {
+                let mut at = 0;
+                for part in parts {
+                    iso[at..at + part.len()].copy_from_slice(part);
+                    at += part.len();
+                }
+                parse_iso8601(&iso[..len])
+                    .filter(|(_, rest)| rest.is_empty())
+                    .map(|(time, _)| LegacyTimestamp {
+                        time,
+                        raw: date_time_span(body),
+                    })
+            } else {
+                None
+            }
         }
         _ => None,
     };
-    let hostname = value_span(body, b"devname=");
+    let hostname = match get("devname") {
+        Some(&Cow::Borrowed(name)) if !name.is_empty() => Some(name.as_bytes()),
+        _ => value_span(body, b"devname="),
+    };
     Some(Rfc3164Message {
         pri,
         timestamp,
@@ -137,6 +147,9 @@ const PANOS_COLUMNS: [&str; 31] = [
 /// Palo Alto PAN-OS CSV: `1,2024/01/12 10:00:00,012345678901,TRAFFIC,end,…`. The common columns
 /// are named; TRAFFIC and THREAT logs also get their addressing columns.
 pub(super) fn paloalto(msg: &[u8]) -> Option<Fields<'_>> {
+    if !msg.first().is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
     let comma = msg.iter().position(|&c| c == b',')?;
     if comma == 0 || !msg[..comma].iter().all(u8::is_ascii_digit) {
         return None;
@@ -209,13 +222,13 @@ fn csv(line: &[u8]) -> Vec<Cow<'_, str>> {
 
 /// A Junos event tag at the start of the content: `UI_COMMIT: …`, `SNMP_TRAP_LINK_DOWN: …`.
 pub(super) fn junos_event_id(msg: &[u8]) -> Option<&[u8]> {
-    let colon = msg.iter().take(64).position(|&c| c == b':')?;
-    let id = &msg[..colon];
-    let ok = id.len() >= 3
-        && id[0].is_ascii_uppercase()
-        && id.contains(&b'_')
-        && id
-            .iter()
-            .all(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_');
-    ok.then_some(id)
+    if !msg.first().is_some_and(u8::is_ascii_uppercase) {
+        return None;
+    }
+    let len = msg
+        .iter()
+        .take(64)
+        .position(|&c| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_'))?;
+    let id = &msg[..len];
+    (msg[len] == b':' && len >= 3 && id.contains(&b'_')).then_some(id)
 }
