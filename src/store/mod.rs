@@ -124,7 +124,9 @@ impl Store {
     pub fn commit(&self, entries: &[Entry<'_>]) -> Result<SeqRange, StoreError> {
         let mut next = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
         let first = *next;
-        let mut batch = WriteBatch::default();
+        // Sized up front: growing the batch by doubling copied every record again (profiled).
+        let bytes: usize = entries.iter().map(|e| e.json.len() + 32).sum();
+        let mut batch = WriteBatch::with_capacity_bytes(bytes + 64 * entries.len() + 4096);
         // (day, field, hash, seq, time): sorted, they group into one posting per value.
         let mut postings = Vec::with_capacity(entries.len() * 4);
         for (i, entry) in entries.iter().enumerate() {
