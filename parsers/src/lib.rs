@@ -62,65 +62,85 @@ pub struct ParseOptions {
 /// Parses one message (one frame) received at `received` into a record. Never fails: what does
 /// not parse is returned as `format: "raw"` with the reason.
 pub fn parse<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) -> Record<'a> {
-    let mut record = match options.format {
-        FormatChoice::Rfc5424 => from_rfc5424(raw, Rfc5424Options::default()),
+    match options.format {
+        FormatChoice::Rfc5424 => from_rfc5424(raw, received, Rfc5424Options::default()),
         FormatChoice::Rfc3164 => from_rfc3164(raw, received, options),
         FormatChoice::Auto if looks_like_rfc5424(raw) => from_rfc5424(
             raw,
+            received,
             Rfc5424Options {
                 allow_duplicate_sd_ids: true,
             },
         ),
         FormatChoice::Auto => from_rfc3164(raw, received, options),
-    };
+    }
+}
+
+/// A raw record that keeps what could be read of the PRI.
+fn raw_record<'a>(
+    raw: &'a [u8],
+    received: &DateTime,
+    error: String,
+    pri: Option<pri::Pri>,
+) -> Record<'a> {
+    let mut record = Record::raw(raw, error);
     record.received_at = Some(*received);
+    record.pri = pri;
     record
 }
 
-fn from_rfc5424(raw: &[u8], options: Rfc5424Options) -> Record<'_> {
+// The records below are built as one struct literal in return position: profiling showed
+// that building a default record and filling it in spent a tenth of the parse time moving it.
+
+fn from_rfc5424<'a>(raw: &'a [u8], received: &DateTime, options: Rfc5424Options) -> Record<'a> {
     // Senders often end a frame with LF or NUL; RFC 5424 has no trailer, so it is not MSG.
     let input = trim_trailer(raw);
     let m = match parse_rfc5424(input, options) {
         Ok(m) => m,
         Err(e) => {
-            let mut record = Record::raw(raw, e.to_string());
-            record.pri = pri::parse_pri(input).ok().map(|(_, p)| p);
-            return record;
+            let pri = pri::parse_pri(input).ok().map(|(_, p)| p);
+            return raw_record(raw, received, e.to_string(), pri);
         }
     };
-    let mut record = Record::raw(raw, String::new());
-    record.parse_error = None;
-    record.format = Format::Rfc5424;
-    record.pri = Some(m.pri);
-    record.version = Some(m.version);
-    if let Some((_, text)) = m.timestamp {
-        record.timestamp = Some(EventTime::Verbatim(text));
-        record.timestamp_raw = Some(Cow::Borrowed(text));
+    let msg = m
+        .msg
+        .filter(|msg| !msg.bytes.is_empty())
+        .map(|msg| msg.bytes);
+    let (dialect, fields) = match msg.and_then(payload_fields) {
+        Some((dialect, fields)) => (Some(dialect.name()), fields),
+        None => (None, Vec::new()),
+    };
+    Record {
+        seq: None,
+        received_at: Some(*received),
+        source: None,
+        format: Format::Rfc5424,
+        dialect,
+        pri: Some(m.pri),
+        pri_inferred: false,
+        version: Some(m.version),
+        timestamp: m.timestamp.map(|(_, text)| EventTime::Verbatim(text)),
+        timestamp_raw: m.timestamp.map(|(_, text)| Cow::Borrowed(text)),
+        timestamp_inferred: false,
+        hostname: m.hostname.map(Cow::Borrowed),
+        app_name: m.app_name.map(Cow::Borrowed),
+        proc_id: m.proc_id.map(Cow::Borrowed),
+        msg_id: m.msg_id.map(Cow::Borrowed),
+        message: msg.map(text),
+        fields,
+        parse_error: m
+            .has_duplicate_sd_id
+            .then(|| "repeated SD-ID kept (RFC 5424 section 6.3.2 forbids it)".to_string()),
+        structured_data: m.structured_data,
+        raw,
     }
-    record.hostname = m.hostname.map(Cow::Borrowed);
-    record.app_name = m.app_name.map(Cow::Borrowed);
-    record.proc_id = m.proc_id.map(Cow::Borrowed);
-    record.msg_id = m.msg_id.map(Cow::Borrowed);
-    if let Some(msg) = m.msg.filter(|msg| !msg.bytes.is_empty()) {
-        apply_payload(&mut record, msg.bytes);
-        record.message = Some(text(msg.bytes));
-    }
-    if m.has_duplicate_sd_id {
-        record.add_parse_error("repeated SD-ID kept (RFC 5424 section 6.3.2 forbids it)");
-    }
-    record.structured_data = m.structured_data;
-    record
 }
 
 /// CEF and LEEF inside an RFC 5424 MSG.
-fn apply_payload<'a>(record: &mut Record<'a>, msg: &'a [u8]) {
-    if let Some(fields) = parse_cef(msg) {
-        record.dialect = Some(Dialect::Cef.name());
-        record.fields = fields;
-    } else if let Some(fields) = parse_leef(msg) {
-        record.dialect = Some(Dialect::Leef.name());
-        record.fields = fields;
-    }
+fn payload_fields(msg: &[u8]) -> Option<(Dialect, payload::Fields<'_>)> {
+    parse_cef(msg)
+        .map(|f| (Dialect::Cef, f))
+        .or_else(|| parse_leef(msg).map(|f| (Dialect::Leef, f)))
 }
 
 fn from_rfc3164<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) -> Record<'a> {
@@ -130,28 +150,33 @@ fn from_rfc3164<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) 
     };
     let m = match parse_rfc3164(input, legacy) {
         Ok(m) => m,
-        Err(e) => return Record::raw(raw, e.to_string()),
+        Err(e) => return raw_record(raw, received, e.to_string(), None),
     };
-    let mut record = Record::raw(raw, String::new());
-    record.parse_error = None;
-    record.format = Format::Rfc3164;
-    record.dialect = m.dialect.map(Dialect::name);
-    record.pri = Some(m.pri.unwrap_or(DEFAULT_PRI));
-    record.pri_inferred = m.pri.is_none();
-    if let Some(ts) = m.timestamp {
-        let (dt, inferred) = resolve(&ts.time, received, options.default_offset_minutes);
-        record.timestamp = Some(EventTime::Resolved(dt));
-        record.timestamp_raw = Some(text(ts.raw));
-        record.timestamp_inferred = inferred;
+    let resolved = m
+        .timestamp
+        .map(|ts| resolve(&ts.time, received, options.default_offset_minutes));
+    Record {
+        seq: None,
+        received_at: Some(*received),
+        source: None,
+        format: Format::Rfc3164,
+        dialect: m.dialect.map(Dialect::name),
+        pri: Some(m.pri.unwrap_or(DEFAULT_PRI)),
+        pri_inferred: m.pri.is_none(),
+        version: None,
+        timestamp: resolved.map(|(dt, _)| EventTime::Resolved(dt)),
+        timestamp_raw: m.timestamp.map(|ts| text(ts.raw)),
+        timestamp_inferred: resolved.is_some_and(|(_, inferred)| inferred),
+        hostname: m.hostname.map(text),
+        app_name: m.app_name.map(text),
+        proc_id: m.proc_id.map(text),
+        msg_id: None,
+        structured_data: Vec::new(),
+        message: (!m.msg.is_empty()).then(|| text(m.msg)),
+        fields: m.fields,
+        parse_error: None,
+        raw,
     }
-    record.hostname = m.hostname.map(text);
-    record.app_name = m.app_name.map(text);
-    record.proc_id = m.proc_id.map(text);
-    if !m.msg.is_empty() {
-        record.message = Some(text(m.msg));
-    }
-    record.fields = m.fields;
-    record
 }
 
 #[cfg(test)]

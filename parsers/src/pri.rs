@@ -1,8 +1,5 @@
 //! The PRI part shared by RFC 5424 and RFC 3164: `<` PRIVAL `>`, facility and severity.
 
-use nom::bytes::complete::{tag, take_while_m_n};
-use nom::{IResult, Parser};
-
 /// Facility names in code order (RFC 5424 §6.2.1, table 1), as syslog daemons spell them.
 const FACILITY_NAMES: [&str; 24] = [
     "kern",
@@ -93,24 +90,27 @@ pub enum PriError {
 }
 
 /// Parses `<PRIVAL>` strictly: 1 to 3 digits, no leading zero except `<0>`, at most 191.
+/// Written by hand: it runs twice per message and nom's general combinators cost more here.
 pub fn parse_pri(input: &[u8]) -> Result<(&[u8], Pri), PriError> {
-    let digits: IResult<&[u8], &[u8]> = nom::sequence::delimited(
-        tag(&b"<"[..]),
-        take_while_m_n(1, 4, |c: u8| c.is_ascii_digit()),
-        tag(&b">"[..]),
-    )
-    .parse(input);
-    let Ok((rest, digits)) = digits else {
+    let Some(body) = input.strip_prefix(b"<") else {
         return Err(PriError::Missing);
     };
-    if digits.len() > 3 || (digits.len() > 1 && digits[0] == b'0') {
+    let digits = body
+        .iter()
+        .take(4)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if digits == 0 || body.get(digits) != Some(&b'>') {
+        return Err(PriError::Missing);
+    }
+    if digits > 3 || (digits > 1 && body[0] == b'0') {
         return Err(PriError::OutOfRange);
     }
-    let value = digits
+    let value = body[..digits]
         .iter()
         .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
     match u8::try_from(value).ok().and_then(Pri::new) {
-        Some(pri) => Ok((rest, pri)),
+        Some(pri) => Ok((&body[digits + 1..], pri)),
         None => Err(PriError::OutOfRange),
     }
 }

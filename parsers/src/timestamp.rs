@@ -146,15 +146,31 @@ fn byte(input: &[u8], b: u8) -> Option<&[u8]> {
 
 /// Reads 1 to `max` fractional digits after a `.`; returns nanoseconds and the digit count.
 fn fraction(input: &[u8], max: usize) -> Option<(u32, u8, &[u8])> {
-    let n = input.iter().take_while(|c| c.is_ascii_digit()).count();
+    const SCALE: [u32; 10] = [
+        1_000_000_000,
+        100_000_000,
+        10_000_000,
+        1_000_000,
+        100_000,
+        10_000,
+        1_000,
+        100,
+        10,
+        1,
+    ];
+    let n = input
+        .iter()
+        .take(max + 1)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
     if n == 0 || n > max {
         return None;
     }
-    let mut nanos = 0u32;
-    for (i, d) in input[..n.min(9)].iter().enumerate() {
-        nanos += u32::from(d - b'0') * 10u32.pow(8 - i as u32);
-    }
-    Some((nanos, n as u8, &input[n..]))
+    let kept = n.min(9);
+    let value = input[..kept]
+        .iter()
+        .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+    Some((value * SCALE[kept], n as u8, &input[n..]))
 }
 
 fn valid_time(hour: u32, minute: u32, second: u32) -> bool {
