@@ -10,7 +10,7 @@ use auditrelay::replay::{replay, ReplayOptions};
 use auditrelay::store::query::{self, rfc3339_micros, Query};
 use auditrelay::store::StoreReader;
 use auditrelay_parsers::framing::Framing;
-use auditrelay_parsers::timestamp::{parse_rfc3339_strict, DateTime};
+use auditrelay_parsers::timestamp::DateTime;
 use auditrelay_parsers::{FormatChoice, ParseOptions};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -135,35 +135,18 @@ enum FormatArg {
     Rfc3164,
 }
 
+/// The `--timezone` value, read like the config file's `parse.timezone`.
 fn parse_offset(text: &str) -> Result<i16, String> {
-    let err = || format!("expected an offset such as +01:00 or -0500, got {text:?}");
-    let (sign, rest) = match text.as_bytes().first() {
-        Some(b'+') => (1, &text[1..]),
-        Some(b'-') => (-1, &text[1..]),
-        _ => return Err(err()),
-    };
-    let digits: String = rest.chars().filter(|c| *c != ':').collect();
-    if digits.len() != 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return Err(err());
-    }
-    let hours: i16 = digits[..2].parse().map_err(|_| err())?;
-    let minutes: i16 = digits[2..].parse().map_err(|_| err())?;
-    if hours > 23 || minutes > 59 {
-        return Err(err());
-    }
-    Ok(sign * (hours * 60 + minutes))
+    config::parse_offset(text)
+        .ok_or_else(|| format!("expected an offset such as +01:00 or -0500, got {text:?}"))
 }
 
 fn parse_received_at(text: &str) -> Result<DateTime, String> {
-    match parse_rfc3339_strict(text.as_bytes()) {
-        Some((dt, [])) => {
-            let micros = dt.unix_seconds() * 1_000_000 + i64::from(dt.nanos / 1000);
-            Ok(DateTime::from_unix_micros(micros))
-        }
-        _ => Err(format!(
-            "expected an RFC 3339 time such as 2026-01-01T00:00:00Z, got {text:?}"
-        )),
-    }
+    rfc3339_micros(text)
+        .map(DateTime::from_unix_micros)
+        .ok_or_else(|| {
+            format!("expected an RFC 3339 time such as 2026-01-01T00:00:00Z, got {text:?}")
+        })
 }
 
 fn parse_time(text: &str) -> Result<i64, String> {

@@ -294,11 +294,7 @@ fn loggen_over_tls_delivers_100000_messages_and_its_reset_loses_none() {
     let mut seen = std::collections::HashSet::new();
     for r in &records {
         let msg = r["message"].as_str().unwrap_or("");
-        let seq = msg
-            .split("seq: ")
-            .nth(1)
-            .and_then(|s| s.split(',').next())
-            .unwrap_or("");
+        let seq = common::loggen_seq(msg).unwrap_or("");
         seen.insert(seq.to_string());
         assert_eq!(r["format"], "rfc5424");
     }

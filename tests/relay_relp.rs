@@ -122,7 +122,7 @@ fn rsyslog_omrelp_loses_nothing_when_the_relay_is_sigkilled_twice() {
         let mut count: HashMap<String, u32> = HashMap::new();
         for r in records {
             let msg = r["message"].as_str().unwrap_or("");
-            if let Some(seq) = msg.split("seq: ").nth(1).and_then(|s| s.split(',').next()) {
+            if let Some(seq) = common::loggen_seq(msg) {
                 *count.entry(seq.to_string()).or_default() += 1;
             }
         }

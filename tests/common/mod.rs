@@ -207,3 +207,8 @@ pub fn have(program: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// The `seq: N` that loggen writes into each message body.
+pub fn loggen_seq(message: &str) -> Option<&str> {
+    message.split("seq: ").nth(1)?.split(',').next()
+}
