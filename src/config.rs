@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::forward::{Destination, ForwardSection};
 use crate::ingest::url::{ListenerUrl, Transport};
 
 /// Defaults a relay needs without any configuration.
@@ -64,6 +65,9 @@ pub struct ConfigFile {
     pub batch: BatchSection,
     #[serde(default)]
     pub parse: ParseSection,
+    /// Destinations records are forwarded to, each with its own cursor.
+    #[serde(default, rename = "forward")]
+    pub forwards: Vec<ForwardSection>,
 }
 
 /// `[http]`: the metrics and health endpoint.
@@ -147,6 +151,7 @@ pub struct Config {
     pub pipeline_capacity: usize,
     pub timezone_offset_minutes: i16,
     pub key_values: bool,
+    pub destinations: Vec<Destination>,
 }
 
 /// What the command line adds to (or, without `--config`, replaces) the file.
@@ -155,6 +160,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub listen: Vec<String>,
     pub http: Option<String>,
+    /// Destinations given as `--forward URL`.
+    pub forward: Vec<String>,
 }
 
 /// Reads and validates a configuration file.
@@ -385,6 +392,7 @@ fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Con
         })?,
         None => 0,
     };
+    let destinations = destinations(&parsed.forwards, file, overrides)?;
     let batch = &parsed.batch;
     Ok(Config {
         data_dir,
@@ -411,7 +419,42 @@ fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Con
         pipeline_capacity,
         timezone_offset_minutes,
         key_values: parsed.parse.key_values.unwrap_or(false),
+        destinations,
     })
+}
+
+fn destinations(
+    sections: &[ForwardSection],
+    file: &str,
+    overrides: &Overrides,
+) -> Result<Vec<Destination>, ConfigError> {
+    let mut out: Vec<Destination> = Vec::new();
+    let from_flags = overrides
+        .forward
+        .iter()
+        .map(|u| ForwardSection::from_url(u));
+    for (i, section) in sections.iter().cloned().chain(from_flags).enumerate() {
+        let key = |field: &str| {
+            if i < sections.len() {
+                format!("forward[{i}].{field}")
+            } else {
+                format!(
+                    "--forward {} ({field})",
+                    overrides.forward[i - sections.len()]
+                )
+            }
+        };
+        let dest = Destination::from_section(section).map_err(|(k, m)| err(file, key(&k), m))?;
+        if out.iter().any(|d| d.name == dest.name) {
+            return Err(err(
+                file,
+                key("name"),
+                format!("destination name {:?} is used twice", dest.name),
+            ));
+        }
+        out.push(dest);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -462,6 +505,10 @@ mod tests {
         assert!(e.to_string().contains("max_dely_ms"), "{e}");
         let e = load_text("[parse]\ntimezone = \"Mars\"\n").unwrap_err();
         assert_eq!(e.key, "parse.timezone");
+        let e = load_text("[[forward]]\nurl = \"syslog+tcp://127.0.0.1:1\"\n[forward.filter]\nseverity = \"loud\"\n").unwrap_err();
+        assert_eq!(e.key, "forward[0].filter.severity");
+        let e = load_text("[[forward]]\nurl = \"relp://a:1\"\nname = \"x\"\n[[forward]]\nurl = \"relp://b:1\"\nname = \"x\"\n").unwrap_err();
+        assert_eq!(e.key, "forward[1].name");
         let e = load_text("[[listener]]\nurl = \"tcp://127.0.0.1:1\"\n[[listener]]\nurl = \"relp://127.0.0.1:1\"\n").unwrap_err();
         assert!(e.message.contains("bound by another listener"), "{e}");
     }

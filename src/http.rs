@@ -1,5 +1,6 @@
 //! The operations endpoint: `/metrics` (Prometheus text format), `/healthz` (the process
-//! answers) and `/readyz` (listeners bound and commits succeeding).
+//! answers), `/readyz` (listeners bound and commits succeeding) and
+//! `POST /dlq/replay?destination=NAME` (send a destination's dead letters again).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::forward::Forwarders;
 use crate::shutdown::Shutdown;
 
 /// What the endpoint reports on.
@@ -22,6 +24,7 @@ pub struct Status {
     pub metrics: PrometheusHandle,
     /// True once every listener is bound and while commits succeed.
     pub ready: watch::Receiver<bool>,
+    pub forwarding: Forwarders,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -39,6 +42,24 @@ async fn respond(
     request: Request<Incoming>,
     status: Arc<Status>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.method() == Method::POST && request.uri().path() == "/dlq/replay" {
+        let destination = request
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .find_map(|p| p.strip_prefix("destination="))
+            .unwrap_or("")
+            .to_string();
+        return Ok(match status.forwarding.replay(&destination).await {
+            Ok(n) => reply(
+                StatusCode::ACCEPTED,
+                "application/json",
+                format!("{{\"destination\":{destination:?},\"queued\":{n}}}\n"),
+            ),
+            Err(e) => reply(StatusCode::NOT_FOUND, "text/plain", format!("{e}\n")),
+        });
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return Ok(reply(
             StatusCode::METHOD_NOT_ALLOWED,

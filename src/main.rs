@@ -44,6 +44,30 @@ enum Command {
     /// Frame and parse a captured byte stream; print one JSON record per frame on stdout and a
     /// summary on stderr.
     Parse(ParseArgs),
+    /// The records a destination refused for good (its dead-letter set).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Print a destination's dead letters as NDJSON: seq, at, error and the record.
+    List {
+        /// The destination's name.
+        destination: String,
+        /// The relay's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Ask the running relay to send a destination's dead letters again; each one the
+    /// receiver takes leaves the set.
+    Replay {
+        /// The destination's name.
+        destination: String,
+        /// The relay's operations endpoint (its --http address).
+        #[arg(long)]
+        http: std::net::SocketAddr,
+    },
 }
 
 #[derive(clap::Args)]
@@ -60,6 +84,10 @@ struct RunArgs {
     /// Address of the /metrics, /healthz and /readyz endpoint, e.g. 127.0.0.1:9514.
     #[arg(long)]
     http: Option<String>,
+    /// A destination to forward to, e.g. syslog+tcp://siem:601 or
+    /// splunk-hec://siem:8088?token=T (repeatable).
+    #[arg(long)]
+    forward: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -160,6 +188,7 @@ fn run_relay(args: RunArgs) -> Result<(), String> {
         data_dir: args.data_dir,
         listen: args.listen,
         http: args.http,
+        forward: args.forward,
     };
     let config = match &args.config {
         Some(path) => config::load(path, &overrides),
@@ -248,9 +277,24 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run_relay(args),
         Command::CheckConfig { file } => config::load(&file, &Overrides::default())
-            .map(|c| println!("{}: ok, {} listeners", file.display(), c.listeners.len()))
+            .map(|c| {
+                println!(
+                    "{}: ok, {} listeners, {} destinations",
+                    file.display(),
+                    c.listeners.len(),
+                    c.destinations.len()
+                )
+            })
             .map_err(|e| e.to_string()),
         Command::Query(args) => run_query(args),
+        Command::Dlq(DlqCommand::List {
+            destination,
+            data_dir,
+        }) => auditrelay::dlq::list(&data_dir, &destination, &mut io::stdout().lock())
+            .map(|n| eprintln!("{n} dead letters")),
+        Command::Dlq(DlqCommand::Replay { destination, http }) => {
+            auditrelay::dlq::replay(http, &destination).map(|answer| println!("{answer}"))
+        }
         Command::Parse(args) => match run_parse(args) {
             // The reader went away (`| head`): not a failure of ours.
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),

@@ -77,6 +77,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .install_recorder()
         .map_err(|e| e.to_string())?;
     describe();
+    crate::forward::metrics::describe();
     Ok(handle)
 }
 

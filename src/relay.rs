@@ -26,12 +26,21 @@ pub async fn run(config: Config) -> Result<(), String> {
     let handle = metrics::install()?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
-    let store = Store::open(&config.data_dir).map_err(|e| e.to_string())?;
-    tracing::info!(store = %store.path().display(), next_seq = store.next_seq(), "store open");
+    let store = Arc::new(Store::open(&config.data_dir).map_err(|e| e.to_string())?);
+    tracing::info!(store = %store.path().display(), next_seq = store.next_seq(), cluster = store.cluster_id(), "store open");
     ::metrics::gauge!(metrics::NEXT_SEQ).set(store.next_seq() as f64);
-    let log: Arc<dyn CommitLog> = Arc::new(LocalCommitLog::new(store));
+    let log: Arc<dyn CommitLog> = Arc::new(LocalCommitLog::new(store.clone()));
 
     let (trigger, shutdown) = shutdown::channel();
+    let (hangup_tx, hangup) = watch::channel(0u64);
+    let mut hangup_signal = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let (forwarders, forwarding) = crate::forward::start(
+        &config.destinations,
+        store.clone(),
+        log.clone(),
+        hangup.clone(),
+        &shutdown,
+    );
     let (pipeline, records) = mpsc::channel(config.pipeline_capacity);
     let (healthy_tx, healthy) = watch::channel(true);
     let limits = BatchLimits {
@@ -96,10 +105,11 @@ pub async fn run(config: Config) -> Result<(), String> {
         let status = crate::http::Status {
             metrics: handle,
             ready: ready.clone(),
+            forwarding,
         };
         tokio::spawn(crate::http::serve(endpoint, status, shutdown.clone()));
     }
-    tokio::spawn(watch_tls(reloaders, shutdown.clone()));
+    tokio::spawn(watch_tls(reloaders, hangup, shutdown.clone()));
     tokio::spawn(poll_udp_kernel_drops(shutdown.clone()));
 
     // Ready once every listener had a moment to bind without failing, and while commits work.
@@ -114,9 +124,15 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break }
+            _ = interrupt.recv() => { tracing::info!("SIGINT: stopping"); break }
+            _ = hangup_signal.recv() => {
+                tracing::info!("SIGHUP: reloading TLS files and reopening output files");
+                hangup_tx.send_modify(|n| *n += 1);
+            }
+        }
     }
     trigger.trigger();
     for (name, task) in listeners {
@@ -129,6 +145,15 @@ pub async fn run(config: Config) -> Result<(), String> {
     // Connections hand over what they hold and drop their senders; the batcher then commits
     // the rest and returns.
     batcher.await.map_err(|e| e.to_string())?;
+    // Forwarders stopped sending at the trigger; each saves its cursor before returning.
+    for task in forwarders {
+        if tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a forwarder did not save its cursor in time; it resends on start");
+        }
+    }
     tracing::info!("everything received is committed; exiting");
     Ok(())
 }
@@ -148,22 +173,19 @@ async fn track_readiness(
 }
 
 /// Reloads TLS files on SIGHUP and when they change on disk.
-async fn watch_tls(reloaders: Vec<Arc<TlsReloader>>, mut shutdown: shutdown::Shutdown) {
+async fn watch_tls(
+    reloaders: Vec<Arc<TlsReloader>>,
+    mut hangup: watch::Receiver<u64>,
+    mut shutdown: shutdown::Shutdown,
+) {
     if reloaders.is_empty() {
         return;
     }
-    let mut hangup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGHUP");
-            return;
-        }
-    };
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     loop {
         tokio::select! {
-            _ = hangup.recv() => {
-                tracing::info!("SIGHUP: reloading TLS certificates");
+            r = hangup.changed() => {
+                if r.is_err() { return }
                 for r in &reloaders { r.reload() }
             }
             _ = tick.tick() => for r in &reloaders { r.reload_if_changed() },

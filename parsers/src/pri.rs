@@ -80,6 +80,31 @@ impl Pri {
     }
 }
 
+/// The facility code of a name (`local7`) or number (`23`).
+pub fn facility_code(name: &str) -> Option<u8> {
+    code_of(&FACILITY_NAMES, name)
+}
+
+/// The severity code of a name (`warning`, also `warn`, `error`, `emergency`) or number.
+pub fn severity_code(name: &str) -> Option<u8> {
+    match name {
+        "warn" => Some(4),
+        "error" => Some(3),
+        "emergency" | "panic" => Some(0),
+        _ => code_of(&SEVERITY_NAMES, name),
+    }
+}
+
+fn code_of(names: &[&str], name: &str) -> Option<u8> {
+    if let Ok(n) = name.parse::<u8>() {
+        return (usize::from(n) < names.len()).then_some(n);
+    }
+    names
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(name))
+        .map(|i| i as u8)
+}
+
 /// Why a PRI could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PriError {

@@ -457,9 +457,40 @@ pub fn parse_rfc5424(
     })
 }
 
+/// Where STRUCTURED-DATA sits in a well-formed RFC 5424 message, as `(start, end)` byte
+/// offsets (`-` is one byte). A relay adding its own SD element inserts it there and leaves
+/// every other byte as it came.
+pub fn structured_data_span(input: &[u8]) -> Option<(usize, usize)> {
+    let cur = Cursor::new(input);
+    let (rest, _) = parse_pri(input).ok()?;
+    let (rest, _) = version(&cur, rest).ok()?;
+    let (rest, _) = timestamp(&cur, rest).ok()?;
+    let (rest, _) = header_field(&cur, rest, MAX_HOSTNAME, Rfc5424ErrorKind::Hostname).ok()?;
+    let (rest, _) = header_field(&cur, rest, MAX_APP_NAME, Rfc5424ErrorKind::AppName).ok()?;
+    let (rest, _) = header_field(&cur, rest, MAX_PROCID, Rfc5424ErrorKind::ProcId).ok()?;
+    let (rest, _) = header_field(&cur, rest, MAX_MSGID, Rfc5424ErrorKind::MsgId).ok()?;
+    let start = input.len() - rest.len();
+    let options = Rfc5424Options {
+        allow_duplicate_sd_ids: true,
+    };
+    let (rest, _) = structured_data(&cur, rest, options).ok()?;
+    Some((start, input.len() - rest.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn structured_data_span_finds_nil_and_elements() {
+        let nil = b"<13>1 2003-10-11T22:14:15.003Z host app - - - hi";
+        let (s, e) = structured_data_span(nil).unwrap();
+        assert_eq!(&nil[s..e], b"-");
+        let sd = br#"<13>1 - h a p m [x@1 a="\]"][y@1] msg ] x"#;
+        let (s, e) = structured_data_span(sd).unwrap();
+        assert_eq!(&sd[s..e], br#"[x@1 a="\]"][y@1]"#);
+        assert_eq!(structured_data_span(b"<13>Oct 11 host: x"), None);
+    }
 
     const STRICT: Rfc5424Options = Rfc5424Options {
         allow_duplicate_sd_ids: false,

@@ -7,17 +7,22 @@
 //! built from the same batches is byte-identical.
 
 pub mod keys;
+pub mod meta;
 pub mod query;
+mod scan;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rocksdb::{
     ColumnFamilyDescriptor, DBWithThreadMode, MultiThreaded, Options, WriteBatch, WriteOptions,
 };
+use tokio::sync::watch;
 
 use keys::{day_cf_name, index_key, record_key, IndexField, IndexTerms, META_CF, NEXT_SEQ_KEY};
+pub use meta::{Control, DeadLetter};
+pub use scan::Chunk;
 
 type Db = DBWithThreadMode<MultiThreaded>;
 
@@ -87,6 +92,12 @@ pub struct Store {
     path: PathBuf,
     /// The next seq to assign; only the single writer changes it.
     next_seq: Mutex<u64>,
+    /// The lowest and highest seq stored in each day, so that readers by seq (forwarders)
+    /// know which days to look in: near midnight one batch can span two days.
+    day_ranges: Mutex<BTreeMap<i64, (u64, u64)>>,
+    /// The next seq after the latest commit, for readers waiting for new records.
+    committed: watch::Sender<u64>,
+    cluster_id: String,
 }
 
 impl Store {
@@ -103,11 +114,26 @@ impl Store {
             .map(|name| ColumnFamilyDescriptor::new(name, db_options()));
         let db = Db::open_cf_descriptors(&db_options(), &path, cfs).map_err(|e| open_err(&e))?;
         let next_seq = read_next_seq(&db)?;
+        let day_ranges = scan::day_ranges(&db)?;
+        let cluster_id = meta::ensure_cluster_id(&db)?;
         Ok(Store {
             db,
             path,
             next_seq: Mutex::new(next_seq),
+            day_ranges: Mutex::new(day_ranges),
+            committed: watch::channel(next_seq).0,
+            cluster_id,
         })
+    }
+
+    /// The cluster's identity, created with the store and carried downstream with each `seq`.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// Follows the next seq after each commit.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.committed.subscribe()
     }
 
     /// Where the store lives.
@@ -129,9 +155,12 @@ impl Store {
         let mut batch = WriteBatch::with_capacity_bytes(bytes + 64 * entries.len() + 4096);
         // (day, field, hash, seq, time): sorted, they group into one posting per value.
         let mut postings = Vec::with_capacity(entries.len() * 4);
+        let mut days: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
         for (i, entry) in entries.iter().enumerate() {
             let seq = first + i as u64;
             let day = keys::day_of(entry.received_micros);
+            let range = days.entry(day).or_insert((seq, seq));
+            range.1 = seq;
             let cf = self.day_cf(day)?;
             batch.put_cf(&cf, record_key(seq), entry.json);
             for (field, hash) in entry.terms.present() {
@@ -165,7 +194,57 @@ impl Store {
             .write_opt(batch, &write)
             .map_err(|e| StoreError::Write(e.to_string()))?;
         *next = first + count;
+        {
+            let mut ranges = self.day_ranges.lock().unwrap_or_else(|p| p.into_inner());
+            for (day, (lo, hi)) in days {
+                let range = ranges.entry(day).or_insert((lo, hi));
+                range.0 = range.0.min(lo);
+                range.1 = range.1.max(hi);
+            }
+        }
+        self.committed.send_replace(first + count);
         Ok(SeqRange { first, count })
+    }
+
+    /// Applies control commands (cursors, dead letters) in one synced write.
+    pub fn apply_control(&self, ops: &[Control]) -> Result<(), StoreError> {
+        meta::apply(&self.db, ops)
+    }
+
+    /// The highest seq `destination` has acknowledged (0: none yet).
+    pub fn cursor(&self, destination: &str) -> Result<u64, StoreError> {
+        meta::cursor(&self.db, destination)
+    }
+
+    /// The dead letters of `destination`, by seq.
+    pub fn dead_letters(&self, destination: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        meta::dead_letters(&self.db, destination)
+    }
+
+    /// Committed records from `from` on: at most `max_records`, and no more than `max_bytes`
+    /// unless the first record alone is larger.
+    pub fn read_from(
+        &self,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Chunk, StoreError> {
+        // Not `next_seq`, whose lock is held for the length of a commit.
+        let end = *self.committed.borrow();
+        let days: Vec<i64> = {
+            let ranges = self.day_ranges.lock().unwrap_or_else(|p| p.into_inner());
+            scan::days_covering(&ranges, from, end)
+        };
+        scan::read(&self.db, &days, from, end, max_records, max_bytes)
+    }
+
+    /// One record by seq, if it is stored.
+    pub fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let days: Vec<i64> = {
+            let ranges = self.day_ranges.lock().unwrap_or_else(|p| p.into_inner());
+            scan::days_covering(&ranges, seq, seq + 1)
+        };
+        scan::get(&self.db, &days, seq)
     }
 
     /// The column family of a day, created on first use.
@@ -248,6 +327,26 @@ impl StoreReader {
     pub fn next_seq(&self) -> Result<u64, StoreError> {
         read_next_seq(&self.db)
     }
+
+    /// The dead letters of `destination`, by seq.
+    pub fn dead_letters(&self, destination: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        meta::dead_letters(&self.db, destination)
+    }
+
+    /// The highest seq `destination` has acknowledged (0: none yet).
+    pub fn cursor(&self, destination: &str) -> Result<u64, StoreError> {
+        meta::cursor(&self.db, destination)
+    }
+
+    /// The destinations that have a cursor.
+    pub fn destinations(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        meta::cursors(&self.db)
+    }
+
+    /// One record by seq, if it is stored.
+    pub fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        scan::get(&self.db, &self.days, seq)
+    }
 }
 
 #[cfg(test)]
@@ -275,5 +374,42 @@ mod tests {
         assert_eq!(store.next_seq(), 4);
         let reader = StoreReader::open(dir.path()).unwrap();
         assert_eq!(reader.next_seq().unwrap(), 4);
+    }
+
+    #[test]
+    fn reading_by_seq_merges_days_and_honours_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let terms = IndexTerms::default();
+        let day = 86_400_000_000i64;
+        let late = 1_795_000_000_000_000 / day * day + day - 1;
+        // Around midnight, receive order and commit order can differ by a little.
+        let times = [late, late + 2, late, late + 5, late + 9];
+        let jsons: Vec<Vec<u8>> = (0..5).map(|i| format!("{{\"n\":{i}}}").into_bytes()).collect();
+        let entries: Vec<Entry<'_>> = times
+            .iter()
+            .zip(&jsons)
+            .map(|(t, j)| Entry {
+                received_micros: *t,
+                json: j,
+                terms: &terms,
+            })
+            .collect();
+        store.commit(&entries).unwrap();
+        let all = store.read_from(1, 100, 1 << 20).unwrap();
+        let seqs: Vec<u64> = all.records.iter().map(|r| r.0).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+        assert_eq!(all.end, 6);
+        let two = store.read_from(2, 2, 1 << 20).unwrap();
+        assert_eq!(two.records.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(two.end, 4);
+        let small = store.read_from(1, 100, 10).unwrap();
+        assert_eq!(small.records.len(), 1);
+        assert_eq!(small.end, 2);
+        assert_eq!(store.get(4).unwrap().unwrap(), b"{\"n\":3}");
+        assert!(store.read_from(6, 10, 100).unwrap().records.is_empty());
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.read_from(1, 100, 1 << 20).unwrap().records.len(), 5);
     }
 }

@@ -12,7 +12,7 @@ pub use batcher::{run_batcher, BatchLimits};
 
 use crate::metrics::ListenerMetrics;
 use crate::store::keys::IndexTerms;
-use crate::store::{Entry, SeqRange, Store, StoreError};
+use crate::store::{Control, Entry, SeqRange, Store, StoreError};
 
 /// One record ready to commit.
 pub struct PreparedRecord {
@@ -29,16 +29,18 @@ pub struct PreparedRecord {
 /// the store with a synced WAL; replication puts Raft behind the same interface.
 pub trait CommitLog: Send + Sync + 'static {
     fn commit(&self, entries: &[Entry<'_>]) -> Result<SeqRange, StoreError>;
+    /// Makes forwarding state (cursors, dead letters) durable, ordered with the records.
+    fn control(&self, ops: &[Control]) -> Result<(), StoreError>;
     fn next_seq(&self) -> u64;
 }
 
 /// The embedded single-node commit log: the store itself.
 pub struct LocalCommitLog {
-    store: Store,
+    store: Arc<Store>,
 }
 
 impl LocalCommitLog {
-    pub fn new(store: Store) -> LocalCommitLog {
+    pub fn new(store: Arc<Store>) -> LocalCommitLog {
         LocalCommitLog { store }
     }
 }
@@ -46,6 +48,10 @@ impl LocalCommitLog {
 impl CommitLog for LocalCommitLog {
     fn commit(&self, entries: &[Entry<'_>]) -> Result<SeqRange, StoreError> {
         self.store.commit(entries)
+    }
+
+    fn control(&self, ops: &[Control]) -> Result<(), StoreError> {
+        self.store.apply_control(ops)
     }
 
     fn next_seq(&self) -> u64 {

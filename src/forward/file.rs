@@ -1,0 +1,96 @@
+//! A local file: one record per line (NDJSON, or RFC 5424 / RFC 3164 text), appended, and
+//! flushed and synced to disk before a batch counts as delivered. SIGHUP reopens the file by
+//! name, so logrotate can move it away.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+
+use tokio::sync::mpsc;
+
+use super::sink::{Batch, SinkContext};
+use super::Backoff;
+
+fn open(path: &PathBuf) -> std::io::Result<File> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Writes and syncs one batch; blocking.
+fn write(file: &mut File, batch: &Batch) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(batch.items.iter().map(|i| i.payload.len() + 1).sum());
+    for item in &batch.items {
+        let line = item.payload.strip_suffix(b"\n").unwrap_or(&item.payload);
+        buf.extend_from_slice(line);
+        buf.push(b'\n');
+    }
+    file.write_all(&buf)?;
+    file.sync_data()
+}
+
+pub async fn run(mut ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
+    let path = PathBuf::from(&ctx.dest.path);
+    let name = ctx.dest.name.clone();
+    let mut backoff = Backoff::new(ctx.dest.retry_max);
+    let mut file: Option<File> = None;
+    ctx.hangup.borrow_and_update();
+    loop {
+        let batch = tokio::select! {
+            b = batches.recv() => match b {
+                Some(b) => b,
+                None => return,
+            },
+            r = ctx.hangup.changed() => {
+                if r.is_ok() {
+                    tracing::info!(destination = %name, "SIGHUP: reopening {}", path.display());
+                    file = None;
+                }
+                continue;
+            }
+        };
+        loop {
+            if ctx.hangup.has_changed().unwrap_or(false) {
+                ctx.hangup.borrow_and_update();
+                file = None;
+            }
+            let mut f = match file.take() {
+                Some(f) => f,
+                None => match open(&path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        ctx.metrics.failures.increment(1);
+                        tracing::warn!(destination = %name, error = %e, "cannot open {}", path.display());
+                        tokio::time::sleep(backoff.delay()).await;
+                        continue;
+                    }
+                },
+            };
+            let b = batch.clone();
+            let result = tokio::task::spawn_blocking(move || write(&mut f, &b).map(|()| f)).await;
+            match result {
+                Ok(Ok(f)) => {
+                    file = Some(f);
+                    backoff.reset();
+                    ctx.metrics.connected.set(1.0);
+                    ctx.metrics.sent.increment(batch.items.len() as u64);
+                    break;
+                }
+                Ok(Err(e)) => {
+                    ctx.metrics.failures.increment(1);
+                    ctx.metrics.retried.increment(batch.items.len() as u64);
+                    tracing::warn!(destination = %name, error = %e, "cannot write {}; retrying", path.display());
+                    tokio::time::sleep(backoff.delay()).await;
+                }
+                Err(e) => {
+                    tracing::error!(destination = %name, error = %e, "file task failed");
+                    return;
+                }
+            }
+        }
+        if !ctx.ack(batch.id, Vec::new()) {
+            return;
+        }
+    }
+}

@@ -1,0 +1,495 @@
+//! Forwarding: one task per destination, reading the store from that destination's cursor.
+//!
+//! The store is the buffer. Each destination has a cursor, the highest `seq` it has
+//! acknowledged with every lower one also acknowledged (or passed by its filter, or
+//! dead-lettered). The cursor is committed through the commit log like records, so a restart
+//! (or, with replication, a new leader) resumes where forwarding stopped, and at most the last
+//! unacknowledged batches are sent again: delivery is at least once, and each record carries
+//! its `seq` so that receivers can drop duplicates.
+//!
+//! A destination's task reads records, filters and encodes them into batches, and hands the
+//! batches to its sink, which delivers them in order (retrying with backoff) and acknowledges
+//! each; the task advances the cursor over the contiguous acknowledged prefix. A bounded number
+//! of batches is in flight. Nothing here can slow ingest: a slow destination only falls behind
+//! in the store.
+
+pub mod config;
+pub mod encode;
+mod file;
+pub mod filter;
+mod http;
+pub mod metrics;
+mod relp;
+mod sink;
+mod stream;
+mod tcp_ack;
+mod tls;
+mod udp;
+pub mod view;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use config::{Destination, ForwardSection};
+use encode::Encoder;
+pub use sink::{Ack, Batch, Item};
+use view::RecordView;
+
+use crate::ingest::now_micros;
+use crate::shutdown::Shutdown;
+use crate::store::{Control, Store};
+use crate::write_path::CommitLog;
+use metrics::DestinationMetrics;
+
+/// Asks a destination to send its dead letters again; answered with how many were queued.
+pub type ReplayRequest = oneshot::Sender<Result<usize, String>>;
+
+/// The running destinations, by name, for `auditrelay dlq replay`.
+#[derive(Clone, Default)]
+pub struct Forwarders {
+    replay: HashMap<String, mpsc::Sender<ReplayRequest>>,
+}
+
+impl Forwarders {
+    /// Queues the dead letters of `destination` for sending again.
+    pub async fn replay(&self, destination: &str) -> Result<usize, String> {
+        let tx = self
+            .replay
+            .get(destination)
+            .ok_or_else(|| format!("no destination named {destination:?}"))?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(reply)
+            .await
+            .map_err(|_| "the destination has stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the destination has stopped".to_string())?
+    }
+}
+
+/// Starts one task per destination; returns their handles and the replay registry.
+pub fn start(
+    destinations: &[Destination],
+    store: Arc<Store>,
+    log: Arc<dyn CommitLog>,
+    hangup: watch::Receiver<u64>,
+    shutdown: &Shutdown,
+) -> (Vec<tokio::task::JoinHandle<()>>, Forwarders) {
+    let mut tasks = Vec::new();
+    let mut forwarders = Forwarders::default();
+    for dest in destinations {
+        let (tx, rx) = mpsc::channel(4);
+        forwarders.replay.insert(dest.name.clone(), tx);
+        let task = Task {
+            dest: Arc::new(dest.clone()),
+            encoder: Arc::new(Encoder::new(dest, store.cluster_id())),
+            metrics: DestinationMetrics::new(&dest.name),
+            store: store.clone(),
+            log: log.clone(),
+        };
+        tracing::info!(destination = %dest.name, url = %dest.url, "forwarding");
+        tasks.push(tokio::spawn(task.run(rx, hangup.clone(), shutdown.clone())));
+    }
+    (tasks, forwarders)
+}
+
+/// Exponential backoff with full jitter, so that many relays retrying one receiver spread out.
+pub(crate) struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+
+    pub fn new(max: Duration) -> Backoff {
+        Backoff {
+            next: Backoff::FIRST,
+            max,
+        }
+    }
+
+    /// The pause before the next attempt: uniform in [d/2, d], d doubling up to the maximum.
+    pub fn delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        let half = d / 2;
+        let jitter = crate::store::meta::random_u64() % (half.as_micros() as u64 + 1);
+        half + Duration::from_micros(jitter)
+    }
+
+    pub fn reset(&mut self) {
+        self.next = Backoff::FIRST;
+    }
+}
+
+/// A batch handed to the sink and not yet acknowledged.
+struct Pending {
+    id: u64,
+    /// The cursor once this batch is acknowledged; `None` for replayed dead letters.
+    upto: Option<u64>,
+    seqs: Vec<u64>,
+    /// Receive time of its oldest record, for the age metric.
+    oldest_micros: Option<i64>,
+    done: Option<Vec<(u64, String)>>,
+}
+
+/// Records read and encoded for one batch.
+struct Prepared {
+    items: Vec<Item>,
+    end: u64,
+    oldest_micros: Option<i64>,
+    filtered: u64,
+    /// Stored records that could not be read as records: dead-lettered with the reason.
+    unreadable: Vec<(u64, String)>,
+}
+
+fn received_micros(view: &RecordView<'_>) -> Option<i64> {
+    view.received_at
+        .as_deref()
+        .and_then(crate::store::query::rfc3339_micros)
+}
+
+fn encode_one(
+    encoder: &Encoder,
+    seq: u64,
+    json: &[u8],
+    filter: Option<&filter::Filter>,
+    out: &mut Prepared,
+) {
+    match RecordView::parse(json) {
+        Err(e) => out.unreadable.push((seq, e)),
+        Ok(view) => {
+            if filter.is_some_and(|f| !f.matches(&view)) {
+                out.filtered += 1;
+                return;
+            }
+            if out.oldest_micros.is_none() {
+                out.oldest_micros = received_micros(&view);
+            }
+            let mut payload = Vec::with_capacity(json.len() + 64);
+            encoder.encode(seq, json, &view, &mut payload);
+            out.items.push(Item { seq, payload });
+        }
+    }
+}
+
+struct Task {
+    dest: Arc<Destination>,
+    encoder: Arc<Encoder>,
+    metrics: Arc<DestinationMetrics>,
+    store: Arc<Store>,
+    log: Arc<dyn CommitLog>,
+}
+
+impl Task {
+    /// Reads and encodes the next batch from `from` (blocking: RocksDB reads).
+    fn prepare(&self, from: u64) -> Result<Prepared, String> {
+        let chunk = self
+            .store
+            .read_from(from, self.dest.batch_max_records, self.dest.batch_max_bytes)
+            .map_err(|e| e.to_string())?;
+        let mut out = Prepared {
+            items: Vec::with_capacity(chunk.records.len()),
+            end: chunk.end,
+            oldest_micros: None,
+            filtered: 0,
+            unreadable: Vec::new(),
+        };
+        let filter = (!self.dest.filter.is_empty()).then_some(&self.dest.filter);
+        for (seq, json) in &chunk.records {
+            encode_one(&self.encoder, *seq, json, filter, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Reads and encodes dead letters for sending again (no filter: they passed it once).
+    fn prepare_replay(&self, seqs: &[u64]) -> (Prepared, Vec<u64>) {
+        let mut out = Prepared {
+            items: Vec::new(),
+            end: 0,
+            oldest_micros: None,
+            filtered: 0,
+            unreadable: Vec::new(),
+        };
+        let mut gone = Vec::new();
+        for seq in seqs {
+            match self.store.get(*seq) {
+                Ok(Some(json)) => encode_one(&self.encoder, *seq, &json, None, &mut out),
+                Ok(None) => gone.push(*seq),
+                Err(e) => out.unreadable.push((*seq, e.to_string())),
+            }
+        }
+        (out, gone)
+    }
+
+    async fn run(
+        self,
+        mut replay_rx: mpsc::Receiver<ReplayRequest>,
+        hangup: watch::Receiver<u64>,
+        mut shutdown: Shutdown,
+    ) {
+        let this = Arc::new(self);
+        let name = this.dest.name.clone();
+        let mut cursor = match this.store.cursor(&name) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(destination = %name, error = %e, "cannot read the cursor; not forwarding");
+                return;
+            }
+        };
+        let mut persisted = cursor;
+        let mut next = cursor + 1;
+        let mut committed = this.store.subscribe();
+        let (batch_tx, batch_rx) = mpsc::channel::<Batch>(this.dest.in_flight);
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Ack>();
+        let sink = tokio::spawn(sink::run(
+            this.dest.clone(),
+            this.metrics.clone(),
+            hangup,
+            batch_rx,
+            ack_tx,
+        ));
+        let mut pending: VecDeque<Pending> = VecDeque::new();
+        let mut controls: Vec<Control> = Vec::new();
+        let mut replay_queue: VecDeque<u64> = VecDeque::new();
+        let mut replaying: std::collections::HashSet<u64> = Default::default();
+        let mut next_id = 0u64;
+        let mut replay_open = true;
+        let mut last_persist = Instant::now();
+        let mut linger_until: Option<tokio::time::Instant> = None;
+        let mut tick =
+            tokio::time::interval(this.dest.cursor_interval.min(Duration::from_millis(250)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let available = committed.borrow_and_update().saturating_sub(next);
+            // Produce a batch when there is room in the window.
+            if pending.len() < this.dest.in_flight {
+                let mut prepared = None;
+                if !replay_queue.is_empty() {
+                    let n = replay_queue.len().min(this.dest.batch_max_records);
+                    let seqs: Vec<u64> = replay_queue.drain(..n).collect();
+                    let t = this.clone();
+                    let s = seqs.clone();
+                    if let Ok((p, gone)) =
+                        tokio::task::spawn_blocking(move || t.prepare_replay(&s)).await
+                    {
+                        for seq in gone {
+                            replaying.remove(&seq);
+                            controls.push(Control::Release {
+                                destination: name.clone(),
+                                seq,
+                            });
+                        }
+                        prepared = Some((p, None, seqs));
+                    }
+                } else if available > 0 {
+                    let full = available >= this.dest.batch_max_records as u64;
+                    let now = tokio::time::Instant::now();
+                    let wait = match linger_until {
+                        _ if full || this.dest.linger.is_zero() => false,
+                        None => {
+                            linger_until = Some(now + this.dest.linger);
+                            true
+                        }
+                        Some(t) => now < t,
+                    };
+                    if !wait {
+                        linger_until = None;
+                        let t = this.clone();
+                        let from = next;
+                        match tokio::task::spawn_blocking(move || t.prepare(from)).await {
+                            Ok(Ok(p)) => {
+                                let upto = p.end - 1;
+                                next = p.end;
+                                prepared = Some((p, Some(upto), Vec::new()));
+                            }
+                            Ok(Err(e)) => {
+                                tracing::error!(destination = %name, error = %e, "cannot read the store");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                            Err(e) => {
+                                tracing::error!(destination = %name, error = %e, "read task failed")
+                            }
+                        }
+                    }
+                }
+                if let Some((p, upto, _)) = prepared {
+                    this.metrics.filtered.increment(p.filtered);
+                    let id = next_id;
+                    next_id += 1;
+                    let seqs: Vec<u64> = p.items.iter().map(|i| i.seq).collect();
+                    let mut entry = Pending {
+                        id,
+                        upto,
+                        seqs,
+                        oldest_micros: p.oldest_micros,
+                        done: None,
+                    };
+                    let unreadable = p.unreadable;
+                    if p.items.is_empty() {
+                        entry.done = Some(Vec::new());
+                    } else {
+                        let batch = Batch { id, items: p.items };
+                        tokio::select! {
+                            r = batch_tx.send(batch) => if r.is_err() {
+                                tracing::error!(destination = %name, "sink stopped");
+                                break;
+                            },
+                            _ = shutdown.wait() => break,
+                        }
+                    }
+                    for (seq, error) in unreadable {
+                        this.metrics.dead_lettered.increment(1);
+                        controls.push(Control::DeadLetter {
+                            destination: name.clone(),
+                            seq,
+                            at_micros: now_micros(),
+                            error,
+                        });
+                    }
+                    pending.push_back(entry);
+                    this.settle(&mut pending, &mut cursor, &mut controls, &mut replaying);
+                    continue;
+                }
+            }
+            this.report(cursor, *committed.borrow(), &pending);
+            let idle = available == 0 && replay_queue.is_empty();
+            tokio::select! {
+                ack = ack_rx.recv() => match ack {
+                    Some(ack) => {
+                        if let Some(p) = pending.iter_mut().find(|p| p.id == ack.id) {
+                            p.done = Some(ack.dead);
+                        }
+                        this.settle(&mut pending, &mut cursor, &mut controls, &mut replaying);
+                    }
+                    None => {
+                        tracing::error!(destination = %name, "sink stopped");
+                        break;
+                    }
+                },
+                r = committed.changed(), if idle => if r.is_err() { break },
+                _ = tokio::time::sleep_until(linger_until.unwrap_or_else(tokio::time::Instant::now)),
+                    if linger_until.is_some() && pending.len() < this.dest.in_flight => {}
+                _ = tick.tick() => {
+                    if (cursor != persisted || !controls.is_empty())
+                        && last_persist.elapsed() >= this.dest.cursor_interval
+                        && this.persist(cursor, &mut controls).await
+                    {
+                        persisted = cursor;
+                        last_persist = Instant::now();
+                    }
+                }
+                request = replay_rx.recv(), if replay_open => if let Some(reply) = request {
+                    let answer = this.store.dead_letters(&name).map(|letters| {
+                        let fresh: Vec<u64> = letters
+                            .iter()
+                            .map(|l| l.seq)
+                            .filter(|s| replaying.insert(*s))
+                            .collect();
+                        replay_queue.extend(&fresh);
+                        fresh.len()
+                    });
+                    let _ = reply.send(answer.map_err(|e| e.to_string()));
+                } else {
+                    replay_open = false;
+                },
+                _ = shutdown.wait() => break,
+            }
+        }
+        sink.abort();
+        if (cursor != persisted || !controls.is_empty())
+            && this.persist(cursor, &mut controls).await
+        {
+            tracing::info!(destination = %name, cursor, "cursor saved");
+        }
+    }
+
+    /// Pops the acknowledged prefix of `pending`: moves the cursor and queues dead letters.
+    fn settle(
+        &self,
+        pending: &mut VecDeque<Pending>,
+        cursor: &mut u64,
+        controls: &mut Vec<Control>,
+        replaying: &mut std::collections::HashSet<u64>,
+    ) {
+        let name = &self.dest.name;
+        while pending.front().is_some_and(|p| p.done.is_some()) {
+            let Some(p) = pending.pop_front() else { break };
+            let dead = p.done.unwrap_or_default();
+            let at = now_micros();
+            self.metrics
+                .acknowledged
+                .increment((p.seqs.len() - dead.len().min(p.seqs.len())) as u64);
+            self.metrics.dead_lettered.increment(dead.len() as u64);
+            if p.upto.is_none() {
+                for seq in &p.seqs {
+                    replaying.remove(seq);
+                    if !dead.iter().any(|(s, _)| s == seq) {
+                        controls.push(Control::Release {
+                            destination: name.clone(),
+                            seq: *seq,
+                        });
+                    }
+                }
+            }
+            for (seq, error) in dead {
+                tracing::warn!(destination = %name, seq, error = %error, "dead letter");
+                controls.push(Control::DeadLetter {
+                    destination: name.clone(),
+                    seq,
+                    at_micros: at,
+                    error,
+                });
+            }
+            if let Some(upto) = p.upto {
+                *cursor = upto;
+            }
+        }
+    }
+
+    /// Commits the cursor with queued dead letters in one write; false if it failed.
+    async fn persist(&self, cursor: u64, controls: &mut Vec<Control>) -> bool {
+        let mut ops = std::mem::take(controls);
+        ops.push(Control::SetCursor {
+            destination: self.dest.name.clone(),
+            seq: cursor,
+        });
+        let log = self.log.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let r = log.control(&ops);
+            (r, ops)
+        })
+        .await;
+        match result {
+            Ok((Ok(()), _)) => {
+                self.metrics.cursor.set(cursor as f64);
+                true
+            }
+            Ok((Err(e), mut ops)) => {
+                tracing::error!(destination = %self.dest.name, error = %e, "cannot save the cursor");
+                ops.pop();
+                *controls = ops;
+                false
+            }
+            Err(e) => {
+                tracing::error!(destination = %self.dest.name, error = %e, "cursor task failed");
+                false
+            }
+        }
+    }
+
+    fn report(&self, cursor: u64, next_seq: u64, pending: &VecDeque<Pending>) {
+        let lag = next_seq.saturating_sub(1).saturating_sub(cursor);
+        self.metrics.lag.set(lag as f64);
+        let oldest = pending.iter().find_map(|p| p.oldest_micros);
+        let age = match oldest {
+            Some(t) if lag > 0 => (now_micros() - t).max(0) as f64 / 1e6,
+            _ => 0.0,
+        };
+        self.metrics.oldest_age.set(age);
+    }
+}

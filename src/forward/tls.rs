@@ -1,0 +1,85 @@
+//! TLS for outgoing connections: the server is verified against the configured CA or the
+//! system's trust store, and a client certificate is offered when configured.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{PrivateKeyDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
+
+use super::config::{Destination, TlsClient};
+use crate::ingest::tls::{provider, read_certs};
+
+/// Debian's bundle of the system's trusted CAs.
+const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A connector for one destination, with the name its server must prove.
+#[derive(Clone)]
+pub struct Client {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl Client {
+    pub fn new(dest: &Destination, tls: &TlsClient) -> Result<Client, String> {
+        let mut roots = RootCertStore::empty();
+        match &tls.ca {
+            Some(ca) => {
+                for cert in read_certs(ca)? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("{}: {e}", ca.display()))?;
+                }
+            }
+            None => {
+                let (added, _) =
+                    roots.add_parsable_certificates(read_certs(Path::new(SYSTEM_CAS))?);
+                if added == 0 {
+                    return Err(format!("{SYSTEM_CAS}: no usable CA certificate"));
+                }
+            }
+        }
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+        let config = match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => {
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| format!("{}: {e}", key.display()))?;
+                builder
+                    .with_client_auth_cert(read_certs(cert)?, key)
+                    .map_err(|e| format!("{}: {e}", cert.display()))?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        let host = tls.server_name.clone().unwrap_or_else(|| dest.host.clone());
+        let name = ServerName::try_from(host.clone())
+            .map_err(|e| format!("{host:?} is not a server name: {e}"))?;
+        Ok(Client {
+            connector: TlsConnector::from(Arc::new(config)),
+            name,
+        })
+    }
+
+    pub async fn connect<S>(&self, stream: S) -> std::io::Result<TlsStream<S>>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        self.connector.connect(self.name.clone(), stream).await
+    }
+}
+
+/// Connects TCP to the destination within its timeout, with Nagle off.
+pub async fn connect_tcp(dest: &Destination) -> Result<TcpStream, String> {
+    let stream = tokio::time::timeout(dest.timeout, TcpStream::connect(dest.authority()))
+        .await
+        .map_err(|_| format!("connect to {} timed out", dest.authority()))?
+        .map_err(|e| format!("connect to {}: {e}", dest.authority()))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
