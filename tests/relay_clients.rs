@@ -95,88 +95,6 @@ fn logger_over_udp_and_tcp_with_both_framings_is_stored_with_its_fields() {
     assert_eq!(relay.metric("auditrelay_accepted_messages_total", &[]), 3.0);
 }
 
-/// A CA, a server certificate for localhost and a client certificate, made with openssl.
-pub fn make_pki(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509"],
-        &ec[..],
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-subj",
-            "/CN=auditrelay test CA",
-            "-days",
-            "2",
-        ],
-    ]
-    .concat());
-    for (name, cn, ext) in [
-        (
-            "server",
-            "/CN=localhost",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        ),
-        (
-            "client",
-            "/CN=device-17/O=Example Network",
-            "extendedKeyUsage=clientAuth\n",
-        ),
-    ] {
-        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-        run(&[
-            &["req"],
-            &ec[..],
-            &[
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                cn,
-            ],
-        ]
-        .concat());
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-        ]);
-    }
-}
-
 /// Sends `lines` through `openssl s_client`; returns whether it exited successfully.
 fn s_client(port: u16, dir: &Path, client_cert: bool, lines: &str) -> bool {
     let mut cmd = Command::new("openssl");
@@ -208,7 +126,7 @@ fn openssl_s_client_needs_a_client_certificate_where_the_listener_requires_one()
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
     std::fs::create_dir_all(&pki).unwrap();
-    make_pki(&pki);
+    common::pki::make_pki(&pki);
     let port = free_port();
     let p = |f: &str| pki.join(f).display().to_string();
     let relay = Relay::start(

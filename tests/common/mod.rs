@@ -2,6 +2,10 @@
 //! directory, real signals, and its real /metrics and `auditrelay query`.
 #![allow(dead_code)]
 
+pub mod forwarding;
+pub mod peers;
+pub mod pki;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
