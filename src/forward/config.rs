@@ -469,6 +469,16 @@ impl Destination {
         })
     }
 
+    /// Batches the forwarder may have unacknowledged. Plain TCP and TLS keep batches the
+    /// receiving kernel acknowledged for the settle time on top of `in_flight`, so that the
+    /// settle time delays acknowledgement without limiting throughput.
+    pub fn window(&self) -> usize {
+        match self.kind {
+            Kind::SyslogTcp | Kind::SyslogTls if !self.settle.is_zero() => self.in_flight + 256,
+            _ => self.in_flight,
+        }
+    }
+
     /// `host:port` for connecting.
     pub fn authority(&self) -> String {
         if self.host.contains(':') {

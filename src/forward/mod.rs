@@ -267,7 +267,7 @@ impl Task {
         loop {
             let available = committed.borrow_and_update().saturating_sub(next);
             // Produce a batch when there is room in the window.
-            if pending.len() < this.dest.in_flight {
+            if pending.len() < this.dest.window() {
                 let mut prepared = None;
                 if !replay_queue.is_empty() {
                     let n = replay_queue.len().min(this.dest.batch_max_records);
@@ -373,7 +373,7 @@ impl Task {
                 },
                 r = committed.changed(), if idle => if r.is_err() { break },
                 _ = tokio::time::sleep_until(linger_until.unwrap_or_else(tokio::time::Instant::now)),
-                    if linger_until.is_some() && pending.len() < this.dest.in_flight => {}
+                    if linger_until.is_some() && pending.len() < this.dest.window() => {}
                 _ = tick.tick() => {
                     if (cursor != persisted || !controls.is_empty())
                         && last_persist.elapsed() >= this.dest.cursor_interval

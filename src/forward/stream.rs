@@ -235,7 +235,8 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
                         return;
                     }
                 }
-                batch = batches.recv(), if input_open && window.len() < ctx.dest.in_flight => match batch {
+                batch = batches.recv(), if input_open
+                    && window.iter().filter(|s| s.acked_at.is_none()).count() < ctx.dest.in_flight => match batch {
                     Some(batch) => match write_batch(&ctx, &mut conn, &batch).await {
                         Ok(end) => window.push_back(Sent { batch, end, acked_at: None }),
                         Err(e) => {

@@ -153,3 +153,35 @@ mod tests {
         assert_eq!(r.original, "<13>1 - h - - - [x@1] hi");
     }
 }
+
+/// Like `send_paced`, but survives the relay going away: a failed slice is abandoned (TCP gives
+/// no receipts, so part of it may or may not have been taken) and sending resumes on a new
+/// connection once the relay listens again. Returns how many slices failed.
+pub fn send_paced_reconnecting(port: u16, range: std::ops::Range<u64>, rate: u64) -> u32 {
+    let connect = || loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => return s,
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let mut s = connect();
+    let start = Instant::now();
+    let per_slice = (rate / 100).max(1);
+    let mut n = range.start;
+    let mut slice = 0u32;
+    let mut failed = 0;
+    while n < range.end {
+        let end = (n + per_slice).min(range.end);
+        if s.write_all(&frames(n..end)).is_err() {
+            failed += 1;
+            s = connect();
+        }
+        n = end;
+        slice += 1;
+        let due = start + Duration::from_millis(10) * slice;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    failed
+}
