@@ -26,9 +26,8 @@ pub fn list(data_dir: &Path, destination: &str, out: &mut dyn Write) -> Result<u
             .iter()
             .any(|(name, _)| name == destination)
     {
-        return Err(format!(
-            "no destination named {destination:?} in this store"
-        ));
+        // Not an error: a destination that has not saved its first cursor yet looks the same.
+        eprintln!("note: no destination named {destination:?} has forwarded from this store yet");
     }
     for letter in &letters {
         let record = reader.get(letter.seq).map_err(|e| e.to_string())?;

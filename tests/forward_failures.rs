@@ -111,7 +111,10 @@ fn the_relay_killed_mid_run_forwards_every_stored_record_after_restart() {
         (receiver.lines().len() >= 15_000).then_some(())
     });
     relay.kill9();
-    eprintln!("relay killed; receiver has {} lines", receiver.lines().len());
+    eprintln!(
+        "relay killed; receiver has {} lines",
+        receiver.lines().len()
+    );
     std::thread::sleep(Duration::from_secs(1));
     relay.restart();
     let failed_slices = sender.join().unwrap();
@@ -130,25 +133,32 @@ fn the_relay_killed_mid_run_forwards_every_stored_record_after_restart() {
         })
     };
     let stored_set: std::collections::HashSet<u64> = stored.iter().copied().collect();
-    let tally = wait_for("every stored record at syslog-ng", Duration::from_secs(240), || {
-        let tally = Tally::of(&receiver.lines(), N);
-        let missing = stored_set
-            .iter()
-            .filter(|n| tally.counts[**n as usize] == 0)
-            .count();
-        if missing > 0 {
-            std::thread::sleep(Duration::from_millis(250));
-            return None;
-        }
-        Some(tally)
-    });
+    let tally = wait_for(
+        "every stored record at syslog-ng",
+        Duration::from_secs(240),
+        || {
+            let tally = Tally::of(&receiver.lines(), N);
+            let missing = stored_set
+                .iter()
+                .filter(|n| tally.counts[**n as usize] == 0)
+                .count();
+            if missing > 0 {
+                std::thread::sleep(Duration::from_millis(250));
+                return None;
+            }
+            Some(tally)
+        },
+    );
     eprintln!(
         "relay SIGKILLed mid-run: {} of {N} messages accepted ({failed_slices} send slices failed while it was down), all {} forwarded; {} duplicates at the receiver",
         stored_set.len(),
         stored_set.len(),
         tally.duplicates()
     );
-    assert!(stored_set.len() as u64 > N / 2, "too few stored to mean anything");
+    assert!(
+        stored_set.len() as u64 > N / 2,
+        "too few stored to mean anything"
+    );
     assert!(tally.foreign.is_empty(), "{:?}", tally.foreign.first());
 }
 
@@ -175,7 +185,11 @@ fn a_destination_down_for_the_whole_run_delays_neither_the_live_one_nor_ingest()
     let mut max_backlog = 0.0f64;
     while !sender.is_finished() {
         let m = relay.metrics();
-        let lag = common::metric_value(&m, "auditrelay_forward_lag_records", &["destination=\"live\""]);
+        let lag = common::metric_value(
+            &m,
+            "auditrelay_forward_lag_records",
+            &["destination=\"live\""],
+        );
         max_lag = max_lag.max(lag);
         let received = common::metric_value(&m, "auditrelay_received_messages_total", &[]);
         let accepted = common::metric_value(&m, "auditrelay_accepted_messages_total", &[]);
@@ -195,7 +209,10 @@ fn a_destination_down_for_the_whole_run_delays_neither_the_live_one_nor_ingest()
     // Lag under one second at 10,000 msg/s, measured in records, not in (noisy) wall time.
     assert!(max_lag < RATE as f64, "live lag reached {max_lag} records");
     assert_eq!(tally.duplicates(), 0);
-    assert_eq!(down_lag, N as f64, "the down destination holds everything for later");
+    assert_eq!(
+        down_lag, N as f64,
+        "the down destination holds everything for later"
+    );
     assert_eq!(
         relay.metric("auditrelay_accepted_messages_total", &[]),
         N as f64

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::forwarding::{frames, send_tcp, Tally};
+use common::forwarding::{frames, send_tcp, strip_element, Tally};
 use common::peers::{Input, Receiver};
 use common::{free_port, have, wait_for, Relay};
 
@@ -15,7 +15,10 @@ const N: u64 = 100_000;
 
 #[test]
 fn four_real_receivers_get_100000_messages_exactly_once_and_byte_exact() {
-    assert!(have("syslog-ng") && have("openssl"), "syslog-ng and openssl are required");
+    assert!(
+        have("syslog-ng") && have("openssl"),
+        "syslog-ng and openssl are required"
+    );
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
     std::fs::create_dir_all(&pki).unwrap();
@@ -49,7 +52,11 @@ fn four_real_receivers_get_100000_messages_exactly_once_and_byte_exact() {
     };
     let tcp = free_port();
     let mut args = vec![format!("--listen=tcp://127.0.0.1:{tcp}")];
-    args.extend(receivers.iter().map(|(n, r)| format!("--forward={}", url(n, r))));
+    args.extend(
+        receivers
+            .iter()
+            .map(|(n, r)| format!("--forward={}", url(n, r))),
+    );
     let relay = Relay::start(&dir.path().join("data"), &args);
 
     send_tcp(tcp, &frames(0..N));
@@ -76,11 +83,22 @@ fn four_real_receivers_get_100000_messages_exactly_once_and_byte_exact() {
             tally.foreign.first()
         );
         assert_eq!(tally.missing(), 0, "{name}: messages missing");
-        assert_eq!(tally.duplicates(), 0, "{name}: duplicates with nothing failing");
-        assert_eq!(tally.seqs.len() as u64, N, "{name}: each message has its own seq");
+        assert_eq!(
+            tally.duplicates(),
+            0,
+            "{name}: duplicates with nothing failing"
+        );
+        assert_eq!(
+            tally.seqs.len() as u64,
+            N,
+            "{name}: each message has its own seq"
+        );
         eprintln!("{name}: {N} messages, each exactly once, byte-exact");
         assert_eq!(
-            relay.metric("auditrelay_forward_acknowledged_messages_total", &[&format!("destination=\"{name}\"")]),
+            relay.metric(
+                "auditrelay_forward_acknowledged_messages_total",
+                &[&format!("destination=\"{name}\"")]
+            ),
             N as f64
         );
     }
@@ -88,4 +106,15 @@ fn four_real_receivers_get_100000_messages_exactly_once_and_byte_exact() {
         relay.metric("auditrelay_forward_dead_lettered_messages_total", &[]),
         0.0
     );
+}
+
+#[test]
+fn the_relay_element_comes_off_received_lines() {
+    let r =
+        strip_element("<13>1 - h - - - [auditrelay@32473 seq=\"9\" cluster=\"ab\"] hi").unwrap();
+    assert_eq!(r.original, "<13>1 - h - - - - hi");
+    assert_eq!(r.seq, 9);
+    let r = strip_element("<13>1 - h - - - [x@1][auditrelay@32473 seq=\"9\" cluster=\"ab\"] hi")
+        .unwrap();
+    assert_eq!(r.original, "<13>1 - h - - - [x@1] hi");
 }

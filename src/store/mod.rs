@@ -385,7 +385,9 @@ mod tests {
         let late = 1_795_000_000_000_000 / day * day + day - 1;
         // Around midnight, receive order and commit order can differ by a little.
         let times = [late, late + 2, late, late + 5, late + 9];
-        let jsons: Vec<Vec<u8>> = (0..5).map(|i| format!("{{\"n\":{i}}}").into_bytes()).collect();
+        let jsons: Vec<Vec<u8>> = (0..5)
+            .map(|i| format!("{{\"n\":{i}}}").into_bytes())
+            .collect();
         let entries: Vec<Entry<'_>> = times
             .iter()
             .zip(&jsons)
@@ -401,7 +403,10 @@ mod tests {
         assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
         assert_eq!(all.end, 6);
         let two = store.read_from(2, 2, 1 << 20).unwrap();
-        assert_eq!(two.records.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(
+            two.records.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
         assert_eq!(two.end, 4);
         let small = store.read_from(1, 100, 10).unwrap();
         assert_eq!(small.records.len(), 1);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod forwarding;
+pub mod http_server;
 pub mod peers;
 pub mod pki;
 

@@ -1,0 +1,432 @@
+//! Forwarding to Splunk HEC, Elasticsearch `_bulk` and a generic HTTP endpoint. No real Splunk
+//! or Elasticsearch can run here, so these tests use protocol-faithful test servers (named so in
+//! each test) that answer as the real ones do: per-item `_bulk` statuses (201, 409 for an
+//! existing `_id`, 429, 400 `mapper_parsing_exception`), whole-request 429 with `Retry-After`
+//! and 503, HEC's `invalid-event-number`, "Server is busy", tokens, channels and indexer
+//! acknowledgement. Refused records land in the dead-letter set, and `auditrelay dlq replay`
+//! sends them again once the receiver takes them.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::http_server::{serve, Request, Response};
+use common::{free_port, wait_for, Relay, BIN};
+use serde_json::{json, Value};
+
+const N: u64 = 2_000;
+
+/// Message `n`; every hundredth carries the word the test servers refuse.
+fn event(n: u64) -> String {
+    let poison = if n % 100 == 7 { " POISON" } else { "" };
+    format!(
+        "<13>1 2026-11-26T10:00:00Z host-{} app - - - event {n}{poison}",
+        n % 3
+    )
+}
+
+fn poisoned() -> u64 {
+    (0..N).filter(|n| n % 100 == 7).count() as u64
+}
+
+fn send_all(port: u16) {
+    let mut bytes = Vec::new();
+    for n in 0..N {
+        let m = event(n);
+        bytes.extend_from_slice(format!("{} {m}", m.len()).as_bytes());
+    }
+    common::forwarding::send_tcp(port, &bytes);
+}
+
+fn event_number(raw: &str) -> Option<u64> {
+    raw.split("event ").nth(1)?.split(' ').next()?.parse().ok()
+}
+
+fn dlq_list(relay: &Relay, destination: &str) -> Vec<Value> {
+    let out = Command::new(BIN)
+        .args(["dlq", "list", destination, "--data-dir"])
+        .arg(&relay.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .split(|c| *c == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+fn dlq_replay(relay: &Relay, destination: &str) -> Value {
+    let out = Command::new(BIN)
+        .args([
+            "dlq",
+            "replay",
+            destination,
+            "--http",
+            &relay.http.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Checks the dead letters, makes the receiver accept them, replays, and waits for the set to
+/// empty. `delivered` says how many distinct events the receiver holds.
+fn dead_letters_then_replay(
+    relay: &Relay,
+    destination: &str,
+    accept_poison: &AtomicBool,
+    delivered: &dyn Fn() -> u64,
+    reason: &str,
+) {
+    let dead = wait_for("dead letters", Duration::from_secs(60), || {
+        let d = dlq_list(relay, destination);
+        (d.len() as u64 == poisoned()).then_some(d)
+    });
+    for d in &dead {
+        assert!(d["error"].as_str().unwrap().contains(reason), "{d}");
+        assert!(
+            d["record"]["raw"].as_str().unwrap().contains("POISON"),
+            "{d}"
+        );
+        assert_eq!(d["record"]["seq"], d["seq"]);
+    }
+    assert_eq!(delivered(), N - poisoned());
+    accept_poison.store(true, Ordering::SeqCst);
+    let answer = dlq_replay(relay, destination);
+    assert_eq!(answer["queued"], poisoned(), "{answer}");
+    wait_for("replayed events delivered", Duration::from_secs(60), || {
+        (delivered() == N).then_some(())
+    });
+    wait_for(
+        "the dead-letter set to empty",
+        Duration::from_secs(30),
+        || dlq_list(relay, destination).is_empty().then_some(()),
+    );
+}
+
+/// Elasticsearch as `_bulk` answers: created, conflicts, rejections, mapping errors.
+#[derive(Default)]
+struct Elasticsearch {
+    docs: Mutex<HashMap<String, Value>>,
+    requests: AtomicU64,
+    whole_429: AtomicU64,
+    whole_503: AtomicU64,
+    item_429: AtomicU64,
+    rejected_once: Mutex<HashSet<String>>,
+    accept_poison: AtomicBool,
+}
+
+impl Elasticsearch {
+    fn bulk(&self, r: &Request) -> Response {
+        if r.method != "POST" || r.path != "/_bulk" {
+            return Response::json(
+                405,
+                json!({"error": "Incorrect HTTP method", "status": 405}),
+            );
+        }
+        if r.header("content-type") != Some("application/x-ndjson") {
+            return Response::json(
+                406,
+                json!({"error": "Content-Type header is not supported", "status": 406}),
+            );
+        }
+        match self.requests.fetch_add(1, Ordering::SeqCst) % 11 {
+            3 => {
+                self.whole_429.fetch_add(1, Ordering::SeqCst);
+                return Response::json(429, json!({"error": {"type": "es_rejected_execution_exception", "reason": "rejected execution of coordinating operation"}, "status": 429}))
+                    .with_header("Retry-After", "1");
+            }
+            8 => {
+                self.whole_503.fetch_add(1, Ordering::SeqCst);
+                return Response::json(
+                    503,
+                    json!({"error": {"type": "cluster_block_exception", "reason": "blocked by: [SERVICE_UNAVAILABLE/2/no master];"}, "status": 503}),
+                );
+            }
+            _ => {}
+        }
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        if !text.ends_with('\n') {
+            return Response::json(
+                400,
+                json!({"error": {"type": "illegal_argument_exception", "reason": "The bulk request must be terminated by a newline [\\n]"}, "status": 400}),
+            );
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        let mut items = Vec::new();
+        let mut errors = false;
+        for pair in lines.chunks(2) {
+            let action: Value = serde_json::from_str(pair[0]).unwrap();
+            let doc: Value = serde_json::from_str(pair.get(1).copied().unwrap_or("null")).unwrap();
+            let create = &action["create"];
+            let id = create["_id"].as_str().unwrap().to_string();
+            let index = create["_index"].as_str().unwrap().to_string();
+            assert!(
+                doc["seq"].is_u64() && doc["@timestamp"].is_string(),
+                "{doc}"
+            );
+            let raw = doc["raw"].as_str().unwrap_or("");
+            let n = event_number(raw).unwrap_or(0);
+            let first_try = self.rejected_once.lock().unwrap().insert(id.clone());
+            let (status, error) = if self.docs.lock().unwrap().contains_key(&id) {
+                (
+                    409,
+                    Some((
+                        "version_conflict_engine_exception",
+                        format!("[{id}]: version conflict, document already exists"),
+                    )),
+                )
+            } else if n % 10 == 3 && first_try {
+                self.item_429.fetch_add(1, Ordering::SeqCst);
+                (
+                    429,
+                    Some((
+                        "es_rejected_execution_exception",
+                        "rejected execution of primary operation".to_string(),
+                    )),
+                )
+            } else if raw.contains("POISON") && !self.accept_poison.load(Ordering::SeqCst) {
+                (
+                    400,
+                    Some((
+                        "mapper_parsing_exception",
+                        "failed to parse field [message] of type [date]".to_string(),
+                    )),
+                )
+            } else {
+                self.docs.lock().unwrap().insert(id.clone(), doc);
+                (201, None)
+            };
+            errors |= error.is_some();
+            let mut item = json!({"_index": index, "_id": id, "status": status});
+            match error {
+                Some((kind, reason)) => item["error"] = json!({"type": kind, "reason": reason}),
+                None => {
+                    item["result"] = json!("created");
+                    item["_version"] = json!(1);
+                }
+            }
+            items.push(json!({"create": item}));
+        }
+        Response::json(200, json!({"took": 3, "errors": errors, "items": items}))
+    }
+}
+
+#[test]
+fn elasticsearch_bulk_via_protocol_faithful_test_server_partial_failures_dead_letters_and_replay() {
+    let es = Arc::new(Elasticsearch::default());
+    let server = es.clone();
+    let port = serve(Arc::new(move |r: &Request| server.bulk(r)));
+    let dir = tempfile::tempdir().unwrap();
+    let tcp = free_port();
+    let relay = Relay::start(
+        &dir.path().join("data"),
+        &[
+            format!("--listen=tcp://127.0.0.1:{tcp}"),
+            format!("--forward=elasticsearch://127.0.0.1:{port}/logs-%Y.%m.%d?name=es&batch_max_records=300"),
+        ],
+    );
+    send_all(tcp);
+    let delivered = || {
+        let docs = es.docs.lock().unwrap();
+        docs.values()
+            .filter_map(|d| event_number(d["raw"].as_str()?))
+            .collect::<HashSet<u64>>()
+            .len() as u64
+    };
+    dead_letters_then_replay(
+        &relay,
+        "es",
+        &es.accept_poison,
+        &delivered,
+        "mapper_parsing_exception",
+    );
+    let docs = es.docs.lock().unwrap();
+    assert_eq!(
+        docs.len() as u64,
+        N,
+        "one document per record: _id = cluster-seq"
+    );
+    assert!(docs.keys().all(|id| id.contains('-')));
+    eprintln!(
+        "Elasticsearch test server: {N} documents; served {} whole-request 429s, {} 503s, {} item 429s; relay retried {}",
+        es.whole_429.load(Ordering::SeqCst),
+        es.whole_503.load(Ordering::SeqCst),
+        es.item_429.load(Ordering::SeqCst),
+        relay.metric("auditrelay_forward_retried_messages_total", &[])
+    );
+    assert!(es.whole_429.load(Ordering::SeqCst) > 0 && es.whole_503.load(Ordering::SeqCst) > 0);
+    assert!(es.item_429.load(Ordering::SeqCst) > 0);
+    assert!(relay.metric("auditrelay_forward_retried_messages_total", &[]) > 0.0);
+}
+
+/// Splunk HEC as it answers: token, channel, busy, bad events by number, indexer acks.
+#[derive(Default)]
+struct Hec {
+    events: Mutex<Vec<Value>>,
+    requests: AtomicU64,
+    busy: AtomicU64,
+    next_ack: AtomicU64,
+    ack_polls: Mutex<HashMap<u64, u32>>,
+    accept_poison: AtomicBool,
+}
+
+impl Hec {
+    fn handle(&self, r: &Request) -> Response {
+        if r.header("authorization") != Some("Splunk s3cr3t") {
+            return Response::json(403, json!({"text": "Invalid token", "code": 4}));
+        }
+        if r.header("x-splunk-request-channel").is_none() {
+            return Response::json(400, json!({"text": "Data channel is missing", "code": 10}));
+        }
+        if r.path == "/services/collector/ack" {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            let mut polls = self.ack_polls.lock().unwrap();
+            let mut acks = serde_json::Map::new();
+            for id in body["acks"].as_array().unwrap() {
+                let id = id.as_u64().unwrap();
+                let seen = polls.entry(id).or_insert(0);
+                *seen += 1;
+                // Indexed by the second poll, as a busy indexer would be.
+                acks.insert(id.to_string(), json!(*seen >= 2));
+            }
+            return Response::json(200, json!({"acks": acks}));
+        }
+        if r.path != "/services/collector/event" {
+            return Response::json(
+                404,
+                json!({"text": "The requested URL was not found on this server.", "code": 404}),
+            );
+        }
+        if self.requests.fetch_add(1, Ordering::SeqCst) % 6 == 4 {
+            self.busy.fetch_add(1, Ordering::SeqCst);
+            return Response::json(
+                503,
+                json!({"text": "Server is busy", "code": 9, "invalid-event-number": 0}),
+            );
+        }
+        let events: Vec<Value> = serde_json::Deserializer::from_slice(&r.body)
+            .into_iter::<Value>()
+            .map(|e| e.unwrap())
+            .collect();
+        for (i, e) in events.iter().enumerate() {
+            let bad = e.get("event").is_none()
+                || (e["event"]["raw"].as_str().unwrap_or("").contains("POISON")
+                    && !self.accept_poison.load(Ordering::SeqCst));
+            if bad {
+                // Splunk indexes the events before the invalid one.
+                self.events.lock().unwrap().extend_from_slice(&events[..i]);
+                return Response::json(
+                    400,
+                    json!({"text": "Invalid data format", "code": 6, "invalid-event-number": i}),
+                );
+            }
+        }
+        self.events.lock().unwrap().extend(events);
+        let ack = self.next_ack.fetch_add(1, Ordering::SeqCst);
+        Response::json(200, json!({"text": "Success", "code": 0, "ackId": ack}))
+    }
+}
+
+#[test]
+fn splunk_hec_via_protocol_faithful_test_server_with_acks_dead_letters_and_replay() {
+    let hec = Arc::new(Hec::default());
+    let server = hec.clone();
+    let port = serve(Arc::new(move |r: &Request| server.handle(r)));
+    let dir = tempfile::tempdir().unwrap();
+    let tcp = free_port();
+    let relay = Relay::start(
+        &dir.path().join("data"),
+        &[
+            format!("--listen=tcp://127.0.0.1:{tcp}"),
+            format!("--forward=splunk-hec+http://127.0.0.1:{port}?name=hec&token=s3cr3t&ack=true&batch_max_records=250&index=audit"),
+        ],
+    );
+    send_all(tcp);
+    let delivered = || {
+        hec.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| event_number(e["event"]["raw"].as_str()?))
+            .collect::<HashSet<u64>>()
+            .len() as u64
+    };
+    dead_letters_then_replay(
+        &relay,
+        "hec",
+        &hec.accept_poison,
+        &delivered,
+        "Invalid data format",
+    );
+    let events = hec.events.lock().unwrap();
+    let e = &events[0];
+    assert_eq!(e["index"], "audit");
+    assert_eq!(e["fields"]["auditrelay_seq"], e["event"]["seq"].to_string());
+    eprintln!(
+        "HEC test server: {} events for {N} records ({} duplicates from events before a bad one), {} busy answers, {} acks polled",
+        events.len(),
+        events.len() as u64 - N,
+        hec.busy.load(Ordering::SeqCst),
+        hec.ack_polls.lock().unwrap().len()
+    );
+    assert!(hec.busy.load(Ordering::SeqCst) > 0);
+}
+
+#[test]
+fn a_generic_endpoint_that_refuses_a_batch_gets_it_halved_until_the_bad_record_is_found() {
+    let received = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let accept = Arc::new(AtomicBool::new(false));
+    let (r2, a2) = (received.clone(), accept.clone());
+    let port = serve(Arc::new(move |r: &Request| {
+        let text = String::from_utf8_lossy(&r.body);
+        if text.contains("POISON") && !a2.load(Ordering::SeqCst) {
+            return Response::json(422, json!({"error": "unprocessable"}));
+        }
+        let mut got = r2.lock().unwrap();
+        got.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        );
+        Response::json(200, json!({"ok": true}))
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let tcp = free_port();
+    let relay = Relay::start(
+        &dir.path().join("data"),
+        &[
+            format!("--listen=tcp://127.0.0.1:{tcp}"),
+            format!("--forward=http://127.0.0.1:{port}/ingest?name=web"),
+        ],
+    );
+    send_all(tcp);
+    let delivered = || {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| event_number(e["raw"].as_str()?))
+            .collect::<HashSet<u64>>()
+            .len() as u64
+    };
+    dead_letters_then_replay(&relay, "web", &accept, &delivered, "HTTP 422");
+    assert_eq!(
+        received.lock().unwrap().len() as u64,
+        N,
+        "no duplicates: only refused halves go again"
+    );
+}
