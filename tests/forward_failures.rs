@@ -169,7 +169,7 @@ fn a_destination_down_for_the_whole_run_delays_neither_the_live_one_nor_ingest()
     const RATE: u64 = 10_000;
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(&dir.path().join("ng"), free_port(), Input::SyslogNgTcp);
-    let dead_port = free_port();
+    let (_refusing, dead_port) = common::refusing_port();
     let tcp = free_port();
     let relay = relay_with(
         dir.path(),

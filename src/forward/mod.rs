@@ -259,6 +259,9 @@ impl Task {
         let mut replaying: std::collections::HashSet<u64> = Default::default();
         let mut next_id = 0u64;
         let mut replay_open = true;
+        // A batch waiting for room in the sink's queue; the loop keeps serving acks, the
+        // cursor and metrics meanwhile.
+        let mut outbox: Option<Batch> = None;
         let mut last_persist = Instant::now();
         let mut linger_until: Option<tokio::time::Instant> = None;
         let mut tick =
@@ -267,7 +270,7 @@ impl Task {
         loop {
             let available = committed.borrow_and_update().saturating_sub(next);
             // Produce a batch when there is room in the window.
-            if pending.len() < this.dest.window() {
+            if outbox.is_none() && pending.len() < this.dest.window() {
                 let mut prepared = None;
                 if !replay_queue.is_empty() {
                     let n = replay_queue.len().min(this.dest.batch_max_records);
@@ -333,14 +336,7 @@ impl Task {
                     if p.items.is_empty() {
                         entry.done = Some(Vec::new());
                     } else {
-                        let batch = Batch { id, items: p.items };
-                        tokio::select! {
-                            r = batch_tx.send(batch) => if r.is_err() {
-                                tracing::error!(destination = %name, "sink stopped");
-                                break;
-                            },
-                            _ = shutdown.wait() => break,
-                        }
+                        outbox = Some(Batch { id, items: p.items });
                     }
                     for (seq, error) in unreadable {
                         this.metrics.dead_lettered.increment(1);
@@ -359,6 +355,13 @@ impl Task {
             this.report(cursor, *committed.borrow(), &pending);
             let idle = available == 0 && replay_queue.is_empty();
             tokio::select! {
+                permit = batch_tx.reserve(), if outbox.is_some() => match (permit, outbox.take()) {
+                    (Ok(permit), Some(batch)) => permit.send(batch),
+                    _ => {
+                        tracing::error!(destination = %name, "sink stopped");
+                        break;
+                    }
+                },
                 ack = ack_rx.recv() => match ack {
                     Some(ack) => {
                         if let Some(p) = pending.iter_mut().find(|p| p.id == ack.id) {
@@ -373,7 +376,7 @@ impl Task {
                 },
                 r = committed.changed(), if idle => if r.is_err() { break },
                 _ = tokio::time::sleep_until(linger_until.unwrap_or_else(tokio::time::Instant::now)),
-                    if linger_until.is_some() && pending.len() < this.dest.window() => {}
+                    if linger_until.is_some() && outbox.is_none() && pending.len() < this.dest.window() => {}
                 _ = tick.tick() => {
                     if (cursor != persisted || !controls.is_empty())
                         && last_persist.elapsed() >= this.dest.cursor_interval

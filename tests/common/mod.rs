@@ -26,6 +26,17 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A port on 127.0.0.1 that refuses connections for as long as the returned socket lives:
+/// bound (so no other test can take it) but not listening.
+pub fn refusing_port() -> (socket2::Socket, u16) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    (socket, port)
+}
+
 /// Polls `check` until it returns Some, or panics after `limit` naming `what`.
 pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
