@@ -11,7 +11,9 @@ use std::borrow::Cow;
 use auditrelay_parsers::rfc5424::{escape_param_value, structured_data_span};
 use auditrelay_parsers::timestamp::parse_rfc3339_strict;
 
-use super::config::{Destination, Kind, OutputFormat};
+use super::config::{Destination, Framing, Kind, OutputFormat};
+use super::sink::Batch;
+use super::stream::frame;
 use super::view::RecordView;
 use crate::store::query::{rfc3339_micros, with_seq};
 
@@ -30,6 +32,8 @@ pub struct Encoder {
     cluster: String,
     index: Option<String>,
     sourcetype: Option<String>,
+    /// Stream destinations get their framing here, so a batch goes on the wire as built.
+    framing: Option<Framing>,
 }
 
 impl Encoder {
@@ -40,7 +44,57 @@ impl Encoder {
             cluster: cluster.to_string(),
             index: dest.index.clone(),
             sourcetype: dest.sourcetype.clone(),
+            framing: matches!(dest.kind, Kind::SyslogTcp | Kind::SyslogTls).then_some(dest.framing),
         }
+    }
+
+    /// Encodes record `seq` into `batch`; `scratch` is reused between records.
+    pub fn push(
+        &self,
+        seq: u64,
+        json: &[u8],
+        view: &RecordView<'_>,
+        batch: &mut Batch,
+        scratch: &mut Vec<u8>,
+    ) {
+        scratch.clear();
+        self.encode(seq, json, view, scratch);
+        self.append(seq, scratch, batch);
+    }
+
+    /// Whether records that arrived as RFC 5424 go out as they came (plus the SD element), so
+    /// only their raw bytes are needed.
+    pub fn passes_rfc5424_through(&self) -> bool {
+        self.format == OutputFormat::Rfc5424
+            && matches!(
+                self.kind,
+                Kind::SyslogTcp | Kind::SyslogTls | Kind::SyslogUdp | Kind::Relp | Kind::File
+            )
+    }
+
+    /// The fast path: an RFC 5424 message as received, with the element inserted, into
+    /// `batch`. False (and nothing written) if `raw` is not well-formed RFC 5424.
+    pub fn push_rfc5424_raw(
+        &self,
+        seq: u64,
+        raw: &[u8],
+        batch: &mut Batch,
+        scratch: &mut Vec<u8>,
+    ) -> bool {
+        scratch.clear();
+        if !insert_element(raw, &self.sd_element(seq), scratch) {
+            return false;
+        }
+        self.append(seq, scratch, batch);
+        true
+    }
+
+    fn append(&self, seq: u64, payload: &[u8], batch: &mut Batch) {
+        match self.framing {
+            Some(framing) => frame(framing, payload, &mut batch.data),
+            None => batch.data.extend_from_slice(payload),
+        }
+        batch.close_item(seq);
     }
 
     /// Appends the payload for record `seq` (stored as `json`, seen as `view`) to `out`.
@@ -65,15 +119,7 @@ impl Encoder {
         let element = self.sd_element(seq);
         if view.format.as_deref() == Some("rfc5424") {
             if let Some(raw) = view.raw_bytes() {
-                if let Some((start, end)) = structured_data_span(&raw) {
-                    if &raw[start..end] == b"-" {
-                        out.extend_from_slice(&raw[..start]);
-                        out.extend_from_slice(element.as_bytes());
-                    } else {
-                        out.extend_from_slice(&raw[..end]);
-                        out.extend_from_slice(element.as_bytes());
-                    }
-                    out.extend_from_slice(&raw[end..]);
+                if insert_element(&raw, &element, out) {
                     return;
                 }
             }
@@ -166,6 +212,19 @@ impl Encoder {
         with_seq(seq, json, &mut doc);
         out.extend_from_slice(&doc[1..]);
     }
+}
+
+/// Writes RFC 5424 message `raw` with `element` added after its structured data (replacing a
+/// nil `-`), every other byte as it came. False if `raw` is not well-formed RFC 5424.
+fn insert_element(raw: &[u8], element: &str, out: &mut Vec<u8>) -> bool {
+    let Some((start, end)) = structured_data_span(raw) else {
+        return false;
+    };
+    let keep = if &raw[start..end] == b"-" { start } else { end };
+    out.extend_from_slice(&raw[..keep]);
+    out.extend_from_slice(element.as_bytes());
+    out.extend_from_slice(&raw[end..]);
+    true
 }
 
 /// `%Y`, `%m`, `%d` replaced from the receive date (UTC).

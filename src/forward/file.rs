@@ -20,9 +20,9 @@ fn open(path: &PathBuf) -> std::io::Result<File> {
 
 /// Writes and syncs one batch; blocking.
 fn write(file: &mut File, batch: &Batch) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(batch.items.iter().map(|i| i.payload.len() + 1).sum());
-    for item in &batch.items {
-        let line = item.payload.strip_suffix(b"\n").unwrap_or(&item.payload);
+    let mut buf = Vec::with_capacity(batch.data.len() + batch.len());
+    for (_, payload) in batch.items() {
+        let line = payload.strip_suffix(b"\n").unwrap_or(payload);
         buf.extend_from_slice(line);
         buf.push(b'\n');
     }
@@ -74,12 +74,12 @@ pub async fn run(mut ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
                     file = Some(f);
                     backoff.reset();
                     ctx.metrics.connected.set(1.0);
-                    ctx.metrics.sent.increment(batch.items.len() as u64);
+                    ctx.metrics.sent.increment(batch.len() as u64);
                     break;
                 }
                 Ok(Err(e)) => {
                     ctx.metrics.failures.increment(1);
-                    ctx.metrics.retried.increment(batch.items.len() as u64);
+                    ctx.metrics.retried.increment(batch.len() as u64);
                     tracing::warn!(destination = %name, error = %e, "cannot write {}; retrying", path.display());
                     tokio::time::sleep(backoff.delay()).await;
                 }

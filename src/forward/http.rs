@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use super::config::{Destination, Kind};
 use super::metrics::DestinationMetrics;
-use super::sink::{Batch, Item, SinkContext};
+use super::sink::{Batch, SinkContext};
 use super::tls::{connect_tcp, Client};
 use super::Backoff;
 
@@ -286,10 +286,10 @@ fn judge_plain(r: &Response, group: &[usize]) -> Verdict {
     v
 }
 
-fn body_of(items: &[Item], group: &[usize]) -> Bytes {
-    let mut body = Vec::with_capacity(group.iter().map(|i| items[*i].payload.len() + 1).sum());
+fn body_of(batch: &Batch, group: &[usize]) -> Bytes {
+    let mut body = Vec::with_capacity(group.iter().map(|i| batch.payload(*i).len() + 1).sum());
     for &i in group {
-        body.extend_from_slice(&items[i].payload);
+        body.extend_from_slice(batch.payload(i));
         body.push(b'\n');
     }
     Bytes::from(body)
@@ -330,7 +330,7 @@ async fn deliver(
         _ => (dest.path.clone(), "application/x-ndjson"),
     };
     let mut dead = Vec::new();
-    let mut groups: VecDeque<Vec<usize>> = VecDeque::from([(0..batch.items.len()).collect()]);
+    let mut groups: VecDeque<Vec<usize>> = VecDeque::from([(0..batch.len()).collect()]);
     let mut backoff = Backoff::new(dest.retry_max);
     let mut first_try = true;
     while let Some(group) = groups.pop_front() {
@@ -339,10 +339,7 @@ async fn deliver(
         }
         first_try = false;
         metrics.sent.increment(group.len() as u64);
-        let verdict = match http
-            .post(&path, content_type, body_of(&batch.items, &group))
-            .await
-        {
+        let verdict = match http.post(&path, content_type, body_of(batch, &group)).await {
             Err(e) => {
                 tracing::warn!(destination = %dest.name, error = %e, "request failed; retrying");
                 Verdict {
@@ -376,11 +373,11 @@ async fn deliver(
             }
         };
         for (i, reason) in verdict.dead {
-            dead.push((batch.items[i].seq, reason));
+            dead.push((batch.seq(i), reason));
         }
         if let Some(reason) = verdict.split {
             if group.len() == 1 {
-                dead.push((batch.items[group[0]].seq, reason));
+                dead.push((batch.seq(group[0]), reason));
             } else {
                 let (a, b) = group.split_at(group.len() / 2);
                 groups.push_front(b.to_vec());

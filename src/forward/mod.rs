@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use config::{Destination, ForwardSection};
 use encode::Encoder;
-pub use sink::{Ack, Batch, Item};
+pub use sink::{Ack, Batch};
 use view::RecordView;
 
 use crate::ingest::now_micros;
@@ -139,7 +139,7 @@ struct Pending {
 
 /// Records read and encoded for one batch.
 struct Prepared {
-    items: Vec<Item>,
+    batch: Batch,
     end: u64,
     oldest_micros: Option<i64>,
     filtered: u64,
@@ -147,10 +147,27 @@ struct Prepared {
     unreadable: Vec<(u64, String)>,
 }
 
-fn received_micros(view: &RecordView<'_>) -> Option<i64> {
-    view.received_at
-        .as_deref()
-        .and_then(crate::store::query::rfc3339_micros)
+impl Prepared {
+    fn new(end: u64) -> Prepared {
+        Prepared {
+            batch: Batch::default(),
+            end,
+            oldest_micros: None,
+            filtered: 0,
+            unreadable: Vec::new(),
+        }
+    }
+}
+
+fn received_micros(text: Option<&str>) -> Option<i64> {
+    text.and_then(crate::store::query::rfc3339_micros)
+}
+
+/// Reusable buffers for encoding.
+#[derive(Default)]
+struct Scratch {
+    raw: Vec<u8>,
+    payload: Vec<u8>,
 }
 
 fn encode_one(
@@ -159,7 +176,20 @@ fn encode_one(
     json: &[u8],
     filter: Option<&filter::Filter>,
     out: &mut Prepared,
+    scratch: &mut Scratch,
 ) {
+    if out.oldest_micros.is_none() {
+        out.oldest_micros = received_micros(view::fast_received_at(json));
+    }
+    // Most records need no full parse: an RFC 5424 message going out as it came needs only
+    // its raw bytes.
+    if filter.is_none() && encoder.passes_rfc5424_through() {
+        if let Some(b"rfc5424") = view::fast_format_and_raw(json, &mut scratch.raw) {
+            if encoder.push_rfc5424_raw(seq, &scratch.raw, &mut out.batch, &mut scratch.payload) {
+                return;
+            }
+        }
+    }
     match RecordView::parse(json) {
         Err(e) => out.unreadable.push((seq, e)),
         Ok(view) => {
@@ -167,12 +197,7 @@ fn encode_one(
                 out.filtered += 1;
                 return;
             }
-            if out.oldest_micros.is_none() {
-                out.oldest_micros = received_micros(&view);
-            }
-            let mut payload = Vec::with_capacity(json.len() + 64);
-            encoder.encode(seq, json, &view, &mut payload);
-            out.items.push(Item { seq, payload });
+            encoder.push(seq, json, &view, &mut out.batch, &mut scratch.payload);
         }
     }
 }
@@ -188,37 +213,36 @@ struct Task {
 impl Task {
     /// Reads and encodes the next batch from `from` (blocking: RocksDB reads).
     fn prepare(&self, from: u64) -> Result<Prepared, String> {
-        let chunk = self
-            .store
-            .read_from(from, self.dest.batch_max_records, self.dest.batch_max_bytes)
-            .map_err(|e| e.to_string())?;
-        let mut out = Prepared {
-            items: Vec::with_capacity(chunk.records.len()),
-            end: chunk.end,
-            oldest_micros: None,
-            filtered: 0,
-            unreadable: Vec::new(),
-        };
+        let mut out = Prepared::new(from);
+        out.batch = Batch::with_capacity(
+            self.dest.batch_max_records.min(4096),
+            self.dest.batch_max_bytes.min(4 << 20) + 4096,
+        );
         let filter = (!self.dest.filter.is_empty()).then_some(&self.dest.filter);
-        for (seq, json) in &chunk.records {
-            encode_one(&self.encoder, *seq, json, filter, &mut out);
-        }
+        let mut scratch = Scratch::default();
+        let encoder = &self.encoder;
+        out.end = self
+            .store
+            .scan_from(
+                from,
+                self.dest.batch_max_records,
+                self.dest.batch_max_bytes,
+                &mut |seq, json| encode_one(encoder, seq, json, filter, &mut out, &mut scratch),
+            )
+            .map_err(|e| e.to_string())?;
         Ok(out)
     }
 
     /// Reads and encodes dead letters for sending again (no filter: they passed it once).
     fn prepare_replay(&self, seqs: &[u64]) -> (Prepared, Vec<u64>) {
-        let mut out = Prepared {
-            items: Vec::new(),
-            end: 0,
-            oldest_micros: None,
-            filtered: 0,
-            unreadable: Vec::new(),
-        };
+        let mut out = Prepared::new(0);
+        let mut scratch = Scratch::default();
         let mut gone = Vec::new();
         for seq in seqs {
             match self.store.get(*seq) {
-                Ok(Some(json)) => encode_one(&self.encoder, *seq, &json, None, &mut out),
+                Ok(Some(json)) => {
+                    encode_one(&self.encoder, *seq, &json, None, &mut out, &mut scratch)
+                }
                 Ok(None) => gone.push(*seq),
                 Err(e) => out.unreadable.push((*seq, e.to_string())),
             }
@@ -324,7 +348,7 @@ impl Task {
                     this.metrics.filtered.increment(p.filtered);
                     let id = next_id;
                     next_id += 1;
-                    let seqs: Vec<u64> = p.items.iter().map(|i| i.seq).collect();
+                    let seqs: Vec<u64> = p.batch.seqs().to_vec();
                     let mut entry = Pending {
                         id,
                         upto,
@@ -333,10 +357,12 @@ impl Task {
                         done: None,
                     };
                     let unreadable = p.unreadable;
-                    if p.items.is_empty() {
+                    if p.batch.is_empty() {
                         entry.done = Some(Vec::new());
                     } else {
-                        outbox = Some(Batch { id, items: p.items });
+                        let mut batch = p.batch;
+                        batch.id = id;
+                        outbox = Some(batch);
                     }
                     for (seq, error) in unreadable {
                         this.metrics.dead_lettered.increment(1);

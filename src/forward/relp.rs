@@ -129,14 +129,14 @@ async fn open(ctx: &SinkContext) -> Result<Session, String> {
 }
 
 async fn send_batch(ctx: &SinkContext, session: &mut Session, sent: &Sent) -> Result<(), String> {
-    for (i, item) in sent.batch.items.iter().enumerate() {
+    for (i, payload) in (0..sent.batch.len()).map(|i| (i, sent.batch.payload(i))) {
         if sent.answered[i] {
             continue;
         }
         let txnr = session.txnr();
         session.waiting.insert(txnr, (sent.batch.id, i));
         session
-            .send(txnr, "syslog", &item.payload)
+            .send(txnr, "syslog", payload)
             .await
             .map_err(|e| format!("write: {e}"))?;
         ctx.metrics.sent.increment(1);
@@ -204,7 +204,7 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
                 },
                 batch = batches.recv(), if input_open && window.len() < ctx.dest.in_flight => match batch {
                     Some(batch) => {
-                        let n = batch.items.len();
+                        let n = batch.len();
                         let sent = Sent { batch, answered: vec![false; n], open: n };
                         let r = send_batch(&ctx, &mut session, &sent).await;
                         window.push_back(sent);

@@ -9,18 +9,58 @@ use tokio::sync::{mpsc, watch};
 use super::config::{Destination, Kind};
 use super::metrics::DestinationMetrics;
 
-/// One record, encoded for the destination.
-#[derive(Debug, Clone)]
-pub struct Item {
-    pub seq: u64,
-    pub payload: Vec<u8>,
-}
-
-/// Records sent together.
-#[derive(Debug, Clone)]
+/// Records sent together, their encoded payloads back to back in one buffer (one allocation
+/// per batch, not per record). For syslog over TCP and TLS the payloads are already framed,
+/// so the buffer goes on the wire as it is.
+#[derive(Debug, Clone, Default)]
 pub struct Batch {
     pub id: u64,
-    pub items: Vec<Item>,
+    seqs: Vec<u64>,
+    ends: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+impl Batch {
+    pub fn with_capacity(records: usize, bytes: usize) -> Batch {
+        Batch {
+            id: 0,
+            seqs: Vec::with_capacity(records),
+            ends: Vec::with_capacity(records),
+            data: Vec::with_capacity(bytes),
+        }
+    }
+
+    /// Ends the payload of record `seq`, written to `data` since the previous one.
+    pub fn close_item(&mut self, seq: u64) {
+        self.seqs.push(seq);
+        self.ends.push(self.data.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.seqs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seqs.is_empty()
+    }
+
+    pub fn seqs(&self) -> &[u64] {
+        &self.seqs
+    }
+
+    pub fn seq(&self, i: usize) -> u64 {
+        self.seqs[i]
+    }
+
+    pub fn payload(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.data[start..self.ends[i]]
+    }
+
+    /// (seq, payload) of each record in order.
+    pub fn items(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        (0..self.len()).map(|i| (self.seqs[i], self.payload(i)))
+    }
 }
 
 /// The receiver has batch `id`, except the `dead` records (seq, reason).

@@ -64,7 +64,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counting<S> {
     }
 }
 
-/// Frames one message onto `out`.
+/// Frames one message onto `out` (the encoder does this for stream destinations).
 pub fn frame(framing: Framing, payload: &[u8], out: &mut Vec<u8>) {
     match framing {
         Framing::OctetCounting => {
@@ -140,24 +140,21 @@ async fn open(ctx: &SinkContext, tls: Option<&Client>) -> Result<Connection, Str
     })
 }
 
+/// Writes a batch (framed by the encoder) and returns the socket bytes written so far.
 async fn write_batch(
     ctx: &SinkContext,
     conn: &mut Connection,
     batch: &Batch,
 ) -> Result<u64, String> {
-    let mut buf = Vec::with_capacity(batch.items.iter().map(|i| i.payload.len() + 8).sum());
-    for item in &batch.items {
-        frame(ctx.dest.framing, &item.payload, &mut buf);
-    }
     let write = async {
-        conn.writer.write_all(&buf).await?;
+        conn.writer.write_all(&batch.data).await?;
         conn.writer.flush().await
     };
     tokio::time::timeout(ctx.dest.timeout, write)
         .await
         .map_err(|_| "write timed out (the receiver stopped reading)".to_string())?
         .map_err(|e| format!("write: {e}"))?;
-    ctx.metrics.sent.increment(batch.items.len() as u64);
+    ctx.metrics.sent.increment(batch.len() as u64);
     Ok(conn.written.load(Ordering::Relaxed))
 }
 
@@ -193,7 +190,7 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
         tracing::info!(destination = %name, "connected");
         let mut failure: Option<String> = None;
         for sent in window.iter_mut() {
-            ctx.metrics.retried.increment(sent.batch.items.len() as u64);
+            ctx.metrics.retried.increment(sent.batch.len() as u64);
             match write_batch(&ctx, &mut conn, &sent.batch).await {
                 Ok(end) => {
                     sent.end = end;

@@ -39,16 +39,16 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
     ctx.metrics.connected.set(1.0);
     while let Some(batch) = batches.recv().await {
         let mut dead = Vec::new();
-        for item in &batch.items {
+        for (seq, payload) in batch.items() {
             loop {
-                match socket.send(&item.payload).await {
+                match socket.send(payload).await {
                     Ok(_) => {
                         ctx.metrics.sent.increment(1);
                         backoff.reset();
                         break;
                     }
                     Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
-                        dead.push((item.seq, format!("too large for a UDP datagram: {e}")));
+                        dead.push((seq, format!("too large for a UDP datagram: {e}")));
                         break;
                     }
                     // An ICMP "port unreachable" from an earlier datagram surfaces here:

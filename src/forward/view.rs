@@ -70,3 +70,130 @@ impl<'a> RecordView<'a> {
         self.pri.map(|p| p >> 3)
     }
 }
+
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Where `needle` last occurs in `hay`.
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// The fast path for records that go out as they came: a stored record's `format` and raw
+/// bytes, found without parsing the whole record.
+///
+/// This relies on how `auditrelay-parsers` writes records: `format` is a top-level key that
+/// no nested object has and that comes before `fields` (whose keys come from devices), and
+/// `raw` or `raw_b64` is the last key. Inside a JSON string every `"` is escaped, so `"format":"`
+/// and `,"raw":"` can only be structure. Anything unexpected returns `None` and the caller
+/// parses the record in full. The raw bytes are unescaped into `out`.
+pub fn fast_format_and_raw<'j>(json: &'j [u8], out: &mut Vec<u8>) -> Option<&'j [u8]> {
+    const FORMAT: &[u8] = b"\"format\":\"";
+    let at = find(json, FORMAT)? + FORMAT.len();
+    let len = json[at..].iter().position(|c| *c == b'"')?;
+    let format = &json[at..at + len];
+    let body = json.strip_suffix(b"\"}")?;
+    out.clear();
+    if let Some(i) = rfind(body, b",\"raw\":\"") {
+        unescape_json(&body[i + 8..], out)?;
+    } else {
+        use base64::Engine;
+        let i = rfind(body, b",\"raw_b64\":\"")?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(&body[i + 12..])
+            .ok()?;
+        out.extend_from_slice(&decoded);
+    }
+    Some(format)
+}
+
+/// The receive time of a stored record (its first key), without parsing the rest.
+pub fn fast_received_at(json: &[u8]) -> Option<&str> {
+    let rest = json.strip_prefix(b"{\"received_at\":\"")?;
+    let len = rest.iter().position(|c| *c == b'"')?;
+    std::str::from_utf8(&rest[..len]).ok()
+}
+
+/// Unescapes the body of a JSON string (between the quotes) into `out`; `None` if malformed
+/// or if it contains an unescaped quote (then it was not one string).
+fn unescape_json(s: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    let mut i = 0;
+    while i < s.len() {
+        let run = s[i..]
+            .iter()
+            .position(|c| *c == b'\\' || *c == b'"')
+            .unwrap_or(s.len() - i);
+        out.extend_from_slice(&s[i..i + run]);
+        i += run;
+        if i == s.len() {
+            break;
+        }
+        if s[i] == b'"' {
+            return None;
+        }
+        let escape = *s.get(i + 1)?;
+        i += 2;
+        let byte = match escape {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 8,
+            b'f' => 12,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let hex = |at: usize| -> Option<u32> {
+                    u32::from_str_radix(std::str::from_utf8(s.get(at..at + 4)?).ok()?, 16).ok()
+                };
+                let mut code = hex(i)?;
+                i += 4;
+                if (0xd800..0xdc00).contains(&code) && s.get(i..i + 2) == Some(b"\\u") {
+                    let low = hex(i + 2)?;
+                    if (0xdc00..0xe000).contains(&low) {
+                        code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+                        i += 6;
+                    }
+                }
+                let c = char::from_u32(code)?;
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                continue;
+            }
+            _ => return None,
+        };
+        out.push(byte);
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_path_agrees_with_a_full_parse() {
+        let record = auditrelay_parsers::parse(
+            "<13>1 - h a - - [x@1 k=\"q\\\"\\\\ \u{e9}\u{1F600}\"] tab\there".as_bytes(),
+            &auditrelay_parsers::timestamp::DateTime::from_unix_micros(1_795_687_200_000_000),
+            &auditrelay_parsers::ParseOptions::default(),
+        );
+        let json = record.to_json();
+        let mut raw = Vec::new();
+        assert_eq!(fast_format_and_raw(&json, &mut raw), Some(&b"rfc5424"[..]));
+        let full = RecordView::parse(&json).unwrap();
+        assert_eq!(raw, full.raw_bytes().unwrap().as_ref());
+        assert_eq!(fast_received_at(&json), Some("2026-11-26T10:00:00.000000Z"));
+        let binary = auditrelay_parsers::parse(
+            b"<13>1 - h a - - - \xff\xfe",
+            &auditrelay_parsers::timestamp::DateTime::from_unix_micros(0),
+            &auditrelay_parsers::ParseOptions::default(),
+        )
+        .to_json();
+        assert!(fast_format_and_raw(&binary, &mut raw).is_some());
+        assert_eq!(raw, b"<13>1 - h a - - - \xff\xfe");
+        assert_eq!(fast_format_and_raw(b"{\"format\":\"raw\"}", &mut raw), None);
+    }
+}

@@ -238,6 +238,23 @@ impl Store {
         scan::read(&self.db, &days, from, end, max_records, max_bytes)
     }
 
+    /// Like [`Store::read_from`], but hands each record to `each` where it lies instead of
+    /// copying it out; returns where the next read starts.
+    pub fn scan_from(
+        &self,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+        each: &mut dyn FnMut(u64, &[u8]),
+    ) -> Result<u64, StoreError> {
+        let end = *self.committed.borrow();
+        let days: Vec<i64> = {
+            let ranges = self.day_ranges.lock().unwrap_or_else(|p| p.into_inner());
+            scan::days_covering(&ranges, from, end)
+        };
+        scan::scan(&self.db, &days, from, end, max_records, max_bytes, each)
+    }
+
     /// One record by seq, if it is stored.
     pub fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let days: Vec<i64> = {
@@ -408,13 +425,38 @@ mod tests {
             vec![2, 3]
         );
         assert_eq!(two.end, 4);
+        let mut seen = Vec::new();
+        let end = store
+            .scan_from(2, 3, 1 << 20, &mut |seq, json| {
+                seen.push((seq, json.to_vec()))
+            })
+            .unwrap();
+        assert_eq!(end, 5);
+        assert_eq!(seen.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2, 3, 4]);
         let small = store.read_from(1, 100, 10).unwrap();
         assert_eq!(small.records.len(), 1);
         assert_eq!(small.end, 2);
         assert_eq!(store.get(4).unwrap().unwrap(), b"{\"n\":3}");
         assert!(store.read_from(6, 10, 100).unwrap().records.is_empty());
+        let later: Vec<Entry<'_>> = (0..3)
+            .map(|_| Entry {
+                received_micros: late + 3 * day,
+                json: b"{}",
+                terms: &terms,
+            })
+            .collect();
+        store.commit(&later).unwrap();
+        let mut seen = Vec::new();
+        let end = store
+            .scan_from(6, 10, 5, &mut |seq, _| seen.push(seq))
+            .unwrap();
+        assert_eq!(
+            (seen, end),
+            (vec![6, 7], 8),
+            "one day, in place, bounded by bytes"
+        );
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.read_from(1, 100, 1 << 20).unwrap().records.len(), 5);
+        assert_eq!(store.read_from(1, 100, 1 << 20).unwrap().records.len(), 8);
     }
 }
