@@ -20,7 +20,7 @@ source packaging/dev-env.sh
 ensure_rust
 ensure_build_deps
 ensure_test_peers
-cargo build --release --locked --bin auditrelay >&2
+release_build
 RELAY=$CARGO_TARGET_DIR/release/auditrelay
 N=${N:-300000}
 REPEATS=${REPEATS:-3}
@@ -30,7 +30,7 @@ RSYSLOG_ROOT=${AUDITRELAY_RSYSLOG_ROOT:-/var/tmp/auditrelay-peers/rsyslog-root}
 IN_PORT=${IN_PORT:-25601} OUT_PORT=${OUT_PORT:-25602} HTTP_PORT=${HTTP_PORT:-25900}
 work=$(mktemp -d /tmp/auditrelay-forward-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-[[ -s $RESULTS ]] || echo "date,system,n,seconds,msg_per_s,relay_cpu_s,relay_cpu_us_per_msg,lines,unique" > "$RESULTS"
+[[ -s $RESULTS ]] || echo "date,system,n,seconds,msg_per_s,relay_cpu_s,relay_cpu_us_per_msg,receiver_cpu_s,lines,unique" > "$RESULTS"
 
 cpu_of() { /usr/bin/python3 - "$1" <<'PY'
 import os, sys
@@ -119,24 +119,24 @@ run_one() { # system rep
     loggen -i -S -P -s "$SIZE" -r 1000000000 -n "$N" -I 300 -Q 127.0.0.1 "$IN_PORT" >/dev/null 2>&1
     until curl -fs "127.0.0.1:$HTTP_PORT/metrics" | awk -v n="$N" '/^auditrelay_accepted_messages_total/ {s+=$2} END {exit !(s>=n)}'; do sleep 0.1; done
     stop "$SUT_PID"
-    start_sut auditrelay-drain "$dir" --forward "syslog+tcp://127.0.0.1:$OUT_PORT"
-    local t0 cpu0; t0=$(date +%s.%N); cpu0=$(cpu_of "$SUT_PID")
+    start_sut auditrelay-drain "$dir" --forward "syslog+tcp://127.0.0.1:$OUT_PORT${FWD_QUERY:-}"
+    local t0 cpu0 rcpu0; t0=$(date +%s.%N); cpu0=$(cpu_of "$SUT_PID"); rcpu0=$(cpu_of "$RECV_PID")
   else
     local fwd=()
-    [[ $sys == auditrelay ]] && fwd=(--forward "syslog+tcp://127.0.0.1:$OUT_PORT")
+    [[ $sys == auditrelay ]] && fwd=(--forward "syslog+tcp://127.0.0.1:$OUT_PORT${FWD_QUERY:-}")
     start_sut "$sys" "$dir" "${fwd[@]}"
-    local t0 cpu0; t0=$(date +%s.%N); cpu0=$(cpu_of "$SUT_PID")
+    local t0 cpu0 rcpu0; t0=$(date +%s.%N); cpu0=$(cpu_of "$SUT_PID"); rcpu0=$(cpu_of "$RECV_PID")
     loggen -i -S -P -s "$SIZE" -r 1000000000 -n "$N" -I 300 -Q 127.0.0.1 "$IN_PORT" >/dev/null 2>&1
   fi
-  local secs cpu1 lines unique
+  local secs cpu1 rcpu1 lines unique
   secs=$(drain "$dir/received.log" "$t0")
-  cpu1=$(cpu_of "$SUT_PID")
+  cpu1=$(cpu_of "$SUT_PID"); rcpu1=$(cpu_of "$RECV_PID")
   stop "$SUT_PID"; stop "$RECV_PID"
   lines=$(lines_of "$dir/received.log")
   unique=$(grep -o 'seq: [0-9]*' "$dir/received.log" | sort -u | wc -l)
   local cpu rate us
   cpu=$(echo "$cpu1 - $cpu0" | bc); rate=$(echo "$N / $secs" | bc); us=$(echo "scale=2; $cpu * 1000000 / $N" | bc)
-  echo "$(date -u +%FT%TZ),$sys,$N,$secs,$rate,$cpu,$us,$lines,$unique" | tee -a "$RESULTS"
+  echo "$(date -u +%FT%TZ),$sys,$N,$secs,$rate,$cpu,$us,$(echo "$rcpu1 - $rcpu0" | bc),$lines,$unique" | tee -a "$RESULTS"
   rm -rf "$dir"
 }
 

@@ -15,7 +15,7 @@ source packaging/dev-env.sh
 ensure_rust
 ensure_build_deps
 shared=$(cd "${AUDITRELAY_SHARED:-../shared}" && pwd)
-cargo build --release --locked --bin auditrelay >&2
+release_build
 [[ -x ${RSYSLOG_ROOT:-/tmp/rsyslog-root}/usr/sbin/rsyslogd ]] || "$shared/bench/setup.sh"
 export RESULTS="${RESULTS:-$PWD/bench/results-load.csv}" RUNS="${RUNS:-$PWD/bench/results-load-runs.csv}"
 export RESULTS_APPEND="${RESULTS_APPEND:-1}"

@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 source packaging/dev-env.sh
 ensure_rust
 ensure_build_deps
-cargo build --release --locked --bin auditrelay >&2
+release_build
 exec "$CARGO_TARGET_DIR/release/auditrelay" run --config conf/auditrelay.toml \
   --data-dir "${AUDITRELAY_DATA_DIR:-$PWD/data}" "$@"

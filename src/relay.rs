@@ -40,7 +40,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         log.clone(),
         hangup.clone(),
         &shutdown,
-    );
+    )?;
     let (pipeline, records) = mpsc::channel(config.pipeline_capacity);
     let (healthy_tx, healthy) = watch::channel(true);
     let limits = BatchLimits {

@@ -33,6 +33,20 @@ fn poisoned() -> u64 {
     (0..N).filter(|n| n % 100 == 7).count() as u64
 }
 
+/// A relay with a TCP listener forwarding to `forward`, given all `N` events.
+fn relay_sending_all(dir: &std::path::Path, forward: String) -> Relay {
+    let tcp = free_port();
+    let relay = Relay::start(
+        &dir.join("data"),
+        &[
+            format!("--listen=tcp://127.0.0.1:{tcp}"),
+            format!("--forward={forward}"),
+        ],
+    );
+    send_all(tcp);
+    relay
+}
+
 fn send_all(port: u16) {
     let mut bytes = Vec::new();
     for n in 0..N {
@@ -235,15 +249,10 @@ fn elasticsearch_bulk_via_protocol_faithful_test_server_partial_failures_dead_le
     let server = es.clone();
     let port = serve(Arc::new(move |r: &Request| server.bulk(r)));
     let dir = tempfile::tempdir().unwrap();
-    let tcp = free_port();
-    let relay = Relay::start(
-        &dir.path().join("data"),
-        &[
-            format!("--listen=tcp://127.0.0.1:{tcp}"),
-            format!("--forward=elasticsearch://127.0.0.1:{port}/logs-%Y.%m.%d?name=es&batch_max_records=300"),
-        ],
+    let relay = relay_sending_all(
+        dir.path(),
+        format!("elasticsearch://127.0.0.1:{port}/logs-%Y.%m.%d?name=es&batch_max_records=300"),
     );
-    send_all(tcp);
     let delivered = || {
         let docs = es.docs.lock().unwrap();
         docs.values()
@@ -351,15 +360,10 @@ fn splunk_hec_via_protocol_faithful_test_server_with_acks_dead_letters_and_repla
     let server = hec.clone();
     let port = serve(Arc::new(move |r: &Request| server.handle(r)));
     let dir = tempfile::tempdir().unwrap();
-    let tcp = free_port();
-    let relay = Relay::start(
-        &dir.path().join("data"),
-        &[
-            format!("--listen=tcp://127.0.0.1:{tcp}"),
-            format!("--forward=splunk-hec+http://127.0.0.1:{port}?name=hec&token=s3cr3t&ack=true&batch_max_records=250&index=audit"),
-        ],
+    let relay = relay_sending_all(
+        dir.path(),
+        format!("splunk-hec+http://127.0.0.1:{port}?name=hec&token=s3cr3t&ack=true&batch_max_records=250&index=audit"),
     );
-    send_all(tcp);
     let delivered = || {
         hec.events
             .lock()
@@ -408,15 +412,10 @@ fn a_generic_endpoint_that_refuses_a_batch_gets_it_halved_until_the_bad_record_i
         Response::json(200, json!({"ok": true}))
     }));
     let dir = tempfile::tempdir().unwrap();
-    let tcp = free_port();
-    let relay = Relay::start(
-        &dir.path().join("data"),
-        &[
-            format!("--listen=tcp://127.0.0.1:{tcp}"),
-            format!("--forward=http://127.0.0.1:{port}/ingest?name=web"),
-        ],
+    let relay = relay_sending_all(
+        dir.path(),
+        format!("http://127.0.0.1:{port}/ingest?name=web"),
     );
-    send_all(tcp);
     let delivered = || {
         received
             .lock()

@@ -8,18 +8,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::peers::rsyslog_root;
 use common::{free_port, have, wait_for, Relay};
-
-fn rsyslog_root() -> PathBuf {
-    PathBuf::from(
-        std::env::var("AUDITRELAY_RSYSLOG_ROOT")
-            .unwrap_or_else(|_| "/var/tmp/auditrelay-peers/rsyslog-root".into()),
-    )
-}
 
 /// Starts rsyslogd: imtcp on `input_port`, everything forwarded with omrelp to `relay_port`.
 /// omrelp's default window of 128 holds rsyslog to about 640 messages a second here, against

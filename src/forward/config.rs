@@ -137,6 +137,9 @@ pub struct Destination {
     pub timeout: Duration,
     pub retry_max: Duration,
     pub cursor_interval: Duration,
+    /// Where a destination without a cursor starts: at the first stored record, or with what
+    /// is committed after it starts.
+    pub start_at_end: bool,
     pub filter: Filter,
 }
 
@@ -167,6 +170,9 @@ pub struct ForwardSection {
     pub timeout_secs: Option<u64>,
     pub retry_max_secs: Option<u64>,
     pub cursor_interval_ms: Option<u64>,
+    /// `beginning` (default: every stored record) or `end` (only what comes after), for a
+    /// destination the store has no cursor for yet.
+    pub start: Option<String>,
     #[serde(default)]
     pub filter: FilterSection,
 }
@@ -211,6 +217,7 @@ impl ForwardSection {
                 "settle_ms" => set(&mut self.settle_ms, number("a number")?),
                 "timeout_secs" => set(&mut self.timeout_secs, number("a number")?),
                 "retry_max_secs" => set(&mut self.retry_max_secs, number("a number")?),
+                "start" => set(&mut self.start, v.clone()),
                 other => {
                     return Err((
                         format!("url?{other}"),
@@ -397,6 +404,13 @@ impl Destination {
                 format!("{name:?}: use letters, digits, '-', '_' and '.' (at most 64)"),
             ));
         }
+        let start_at_end = match section.start.as_deref() {
+            None | Some("beginning") => false,
+            Some("end") => true,
+            Some(other) => {
+                return Err(("start".into(), format!("{other:?}: use beginning or end")))
+            }
+        };
         let ms = Duration::from_millis;
         let secs = Duration::from_secs;
         let path = match kind {
@@ -464,6 +478,7 @@ impl Destination {
                 section.cursor_interval_ms,
                 defaults::CURSOR_INTERVAL_MS,
             )?),
+            start_at_end,
             filter: Filter::from_section(&section.filter)
                 .map_err(|(k, m)| (format!("filter.{k}"), m))?,
         })

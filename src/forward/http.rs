@@ -165,17 +165,7 @@ fn body_text(body: &Bytes) -> String {
 fn judge_bulk(r: &Response, group: &[usize]) -> Verdict {
     let mut v = Verdict::default();
     if !r.status.is_success() {
-        if transient(r.status) {
-            v.retry = group.to_vec();
-            v.retry_after = retry_after(&r.headers);
-        } else {
-            v.split = Some(format!(
-                "HTTP {}: {}",
-                r.status.as_u16(),
-                body_text(&r.body)
-            ));
-        }
-        return v;
+        return judge_plain(r, group);
     }
     let parsed: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
     let items = parsed.get("items").and_then(Value::as_array);

@@ -70,17 +70,34 @@ impl Forwarders {
     }
 }
 
-/// Starts one task per destination; returns their handles and the replay registry.
+/// Starts one task per destination; returns their handles and the replay registry. Called
+/// before the listeners start, so a destination without a cursor that starts at the end
+/// misses nothing received after start-up.
 pub fn start(
     destinations: &[Destination],
     store: Arc<Store>,
     log: Arc<dyn CommitLog>,
     hangup: watch::Receiver<u64>,
     shutdown: &Shutdown,
-) -> (Vec<tokio::task::JoinHandle<()>>, Forwarders) {
+) -> Result<(Vec<tokio::task::JoinHandle<()>>, Forwarders), String> {
     let mut tasks = Vec::new();
     let mut forwarders = Forwarders::default();
     for dest in destinations {
+        let cursor = store
+            .cursor(&dest.name)
+            .map_err(|e| format!("destination {}: {e}", dest.name))?;
+        if cursor.is_none() {
+            let seq = if dest.start_at_end {
+                store.next_seq() - 1
+            } else {
+                0
+            };
+            log.control(&[Control::SetCursor {
+                destination: dest.name.clone(),
+                seq,
+            }])
+            .map_err(|e| format!("destination {}: {e}", dest.name))?;
+        }
         let (tx, rx) = mpsc::channel(4);
         forwarders.replay.insert(dest.name.clone(), tx);
         let task = Task {
@@ -93,7 +110,7 @@ pub fn start(
         tracing::info!(destination = %dest.name, url = %dest.url, "forwarding");
         tasks.push(tokio::spawn(task.run(rx, hangup.clone(), shutdown.clone())));
     }
-    (tasks, forwarders)
+    Ok((tasks, forwarders))
 }
 
 /// Exponential backoff with full jitter, so that many relays retrying one receiver spread out.
@@ -259,7 +276,7 @@ impl Task {
         let this = Arc::new(self);
         let name = this.dest.name.clone();
         let mut cursor = match this.store.cursor(&name) {
-            Ok(c) => c,
+            Ok(c) => c.unwrap_or(0),
             Err(e) => {
                 tracing::error!(destination = %name, error = %e, "cannot read the cursor; not forwarding");
                 return;

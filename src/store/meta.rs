@@ -108,14 +108,12 @@ fn be_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
     })?))
 }
 
-pub(super) fn cursor(db: &Db, destination: &str) -> Result<u64, StoreError> {
-    match db
-        .get_cf(&meta_cf(db)?, cursor_key(destination))
+/// `None` for a destination that has never saved a cursor.
+pub(super) fn cursor(db: &Db, destination: &str) -> Result<Option<u64>, StoreError> {
+    db.get_cf(&meta_cf(db)?, cursor_key(destination))
         .map_err(read_err)?
-    {
-        Some(v) => be_u64(&v, "a cursor"),
-        None => Ok(0),
-    }
+        .map(|v| be_u64(&v, "a cursor"))
+        .transpose()
 }
 
 pub(super) fn cursors(db: &Db) -> Result<Vec<(String, u64)>, StoreError> {
@@ -220,8 +218,8 @@ mod tests {
         };
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.cluster_id(), id);
-        assert_eq!(store.cursor("a").unwrap(), 7);
-        assert_eq!(store.cursor("b").unwrap(), 0);
+        assert_eq!(store.cursor("a").unwrap(), Some(7));
+        assert_eq!(store.cursor("b").unwrap(), None);
         assert_eq!(
             store.dead_letters("a").unwrap(),
             vec![DeadLetter {

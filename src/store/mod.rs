@@ -211,8 +211,8 @@ impl Store {
         meta::apply(&self.db, ops)
     }
 
-    /// The highest seq `destination` has acknowledged (0: none yet).
-    pub fn cursor(&self, destination: &str) -> Result<u64, StoreError> {
+    /// The highest seq `destination` has acknowledged; `None` before its first cursor.
+    pub fn cursor(&self, destination: &str) -> Result<Option<u64>, StoreError> {
         meta::cursor(&self.db, destination)
     }
 
@@ -350,8 +350,8 @@ impl StoreReader {
         meta::dead_letters(&self.db, destination)
     }
 
-    /// The highest seq `destination` has acknowledged (0: none yet).
-    pub fn cursor(&self, destination: &str) -> Result<u64, StoreError> {
+    /// The highest seq `destination` has acknowledged; `None` before its first cursor.
+    pub fn cursor(&self, destination: &str) -> Result<Option<u64>, StoreError> {
         meta::cursor(&self.db, destination)
     }
 

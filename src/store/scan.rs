@@ -36,20 +36,17 @@ pub(super) fn day_ranges(db: &Db) -> Result<BTreeMap<i64, (u64, u64)>, StoreErro
         let Some(cf) = db.cf_handle(&name) else {
             continue;
         };
-        let start = record_key(0);
-        let first = db
-            .iterator_cf(&cf, IteratorMode::From(&start, Direction::Forward))
-            .next()
-            .transpose()
-            .map_err(read_err)?
-            .and_then(|(k, _)| parse_record_key(&k));
-        let end = record_key(u64::MAX);
-        let last = db
-            .iterator_cf(&cf, IteratorMode::From(&end, Direction::Reverse))
-            .next()
-            .transpose()
-            .map_err(read_err)?
-            .and_then(|(k, _)| parse_record_key(&k));
+        let edge = |seq: u64, direction: Direction| -> Result<Option<u64>, StoreError> {
+            let key = record_key(seq);
+            Ok(db
+                .iterator_cf(&cf, IteratorMode::From(&key, direction))
+                .next()
+                .transpose()
+                .map_err(read_err)?
+                .and_then(|(k, _)| parse_record_key(&k)))
+        };
+        let first = edge(0, Direction::Forward)?;
+        let last = edge(u64::MAX, Direction::Reverse)?;
         if let (Some(first), Some(last)) = (first, last) {
             ranges.insert(day, (first, last));
         }
