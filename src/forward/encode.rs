@@ -34,6 +34,8 @@ pub struct Encoder {
     sourcetype: Option<String>,
     /// Stream destinations get their framing here, so a batch goes on the wire as built.
     framing: Option<Framing>,
+    /// `" cluster="…"]`, the end of the relay's SD element.
+    element_tail: String,
 }
 
 impl Encoder {
@@ -45,6 +47,7 @@ impl Encoder {
             index: dest.index.clone(),
             sourcetype: dest.sourcetype.clone(),
             framing: matches!(dest.kind, Kind::SyslogTcp | Kind::SyslogTls).then_some(dest.framing),
+            element_tail: format!("\" cluster=\"{}\"]", escape_param_value(cluster)),
         }
     }
 
@@ -82,7 +85,7 @@ impl Encoder {
         scratch: &mut Vec<u8>,
     ) -> bool {
         scratch.clear();
-        if !insert_element(raw, &self.sd_element(seq), scratch) {
+        if !insert_element(raw, |out| self.write_sd_element(seq, out), scratch) {
             return false;
         }
         self.append(seq, scratch, batch);
@@ -108,18 +111,21 @@ impl Encoder {
         }
     }
 
-    fn sd_element(&self, seq: u64) -> String {
-        format!(
-            "[{SD_ID} seq=\"{seq}\" cluster=\"{}\"]",
-            escape_param_value(&self.cluster)
-        )
+    /// `[auditrelay@32473 seq="…" cluster="…"]`, written without allocating: it is added to
+    /// every message.
+    fn write_sd_element(&self, seq: u64, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"[");
+        out.extend_from_slice(SD_ID.as_bytes());
+        out.extend_from_slice(b" seq=\"");
+        write_decimal(seq, out);
+        out.extend_from_slice(self.element_tail.as_bytes());
     }
 
     fn rfc5424(&self, seq: u64, view: &RecordView<'_>, out: &mut Vec<u8>) {
-        let element = self.sd_element(seq);
+        let element = |out: &mut Vec<u8>| self.write_sd_element(seq, out);
         if view.format.as_deref() == Some("rfc5424") {
             if let Some(raw) = view.raw_bytes() {
-                if insert_element(&raw, &element, out) {
+                if insert_element(&raw, element, out) {
                     return;
                 }
             }
@@ -138,7 +144,7 @@ impl Encoder {
             header_field(value, max, out);
         }
         out.push(b' ');
-        out.extend_from_slice(element.as_bytes());
+        element(out);
         let msg = message_of(view);
         if !msg.is_empty() {
             out.push(b' ');
@@ -216,15 +222,30 @@ impl Encoder {
 
 /// Writes RFC 5424 message `raw` with `element` added after its structured data (replacing a
 /// nil `-`), every other byte as it came. False if `raw` is not well-formed RFC 5424.
-fn insert_element(raw: &[u8], element: &str, out: &mut Vec<u8>) -> bool {
+fn insert_element(raw: &[u8], element: impl FnOnce(&mut Vec<u8>), out: &mut Vec<u8>) -> bool {
     let Some((start, end)) = structured_data_span(raw) else {
         return false;
     };
     let keep = if &raw[start..end] == b"-" { start } else { end };
     out.extend_from_slice(&raw[..keep]);
-    out.extend_from_slice(element.as_bytes());
+    element(out);
     out.extend_from_slice(&raw[end..]);
     true
+}
+
+/// Appends `n` in decimal.
+pub fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// `%Y`, `%m`, `%d` replaced from the receive date (UTC).

@@ -68,7 +68,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counting<S> {
 pub fn frame(framing: Framing, payload: &[u8], out: &mut Vec<u8>) {
     match framing {
         Framing::OctetCounting => {
-            out.extend_from_slice(payload.len().to_string().as_bytes());
+            super::encode::write_decimal(payload.len() as u64, out);
             out.push(b' ');
             out.extend_from_slice(payload);
         }

@@ -71,14 +71,30 @@ impl<'a> RecordView<'a> {
     }
 }
 
-/// Where `needle` first occurs in `hay`.
+/// Where `needle` (not empty) first occurs in `hay`: a scan for its first byte, then a compare.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    let mut from = 0;
+    while let Some(p) = hay[from..].iter().position(|c| *c == needle[0]) {
+        if hay[from + p..].starts_with(needle) {
+            return Some(from + p);
+        }
+        from += p + 1;
+    }
+    None
 }
 
-/// Where `needle` last occurs in `hay`.
-fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).rposition(|w| w == needle)
+/// Where the last string value of a JSON object body starts (just after its opening quote):
+/// the last `"` not escaped by an odd run of backslashes. `body` ends before the closing quote.
+fn last_string_start(body: &[u8]) -> Option<usize> {
+    let mut end = body.len();
+    while let Some(q) = body[..end].iter().rposition(|c| *c == b'"') {
+        let backslashes = body[..q].iter().rev().take_while(|c| **c == b'\\').count();
+        if backslashes % 2 == 0 {
+            return Some(q + 1);
+        }
+        end = q;
+    }
+    None
 }
 
 /// The fast path for records that go out as they came: a stored record's `format` and raw
@@ -95,16 +111,19 @@ pub fn fast_format_and_raw<'j>(json: &'j [u8], out: &mut Vec<u8>) -> Option<&'j 
     let len = json[at..].iter().position(|c| *c == b'"')?;
     let format = &json[at..at + len];
     let body = json.strip_suffix(b"\"}")?;
+    let start = last_string_start(body)?;
+    let (key, value) = (&body[..start], &body[start..]);
     out.clear();
-    if let Some(i) = rfind(body, b",\"raw\":\"") {
-        unescape_json(&body[i + 8..], out)?;
-    } else {
+    if key.ends_with(b",\"raw\":\"") {
+        unescape_json(value, out)?;
+    } else if key.ends_with(b",\"raw_b64\":\"") {
         use base64::Engine;
-        let i = rfind(body, b",\"raw_b64\":\"")?;
         let decoded = base64::engine::general_purpose::STANDARD
-            .decode(&body[i + 12..])
+            .decode(value)
             .ok()?;
         out.extend_from_slice(&decoded);
+    } else {
+        return None;
     }
     Some(format)
 }

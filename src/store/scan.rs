@@ -153,6 +153,10 @@ pub(super) fn scan(
     };
     let mut options = ReadOptions::default();
     options.set_iterate_upper_bound(record_key(stop).to_vec());
+    // A forwarder reads each record once, in order: keep its blocks out of the cache, which
+    // queries need, and read ahead.
+    options.fill_cache(false);
+    options.set_readahead_size(1 << 20);
     let mut iter = db.raw_iterator_cf_opt(&cf, options);
     iter.seek(record_key(from));
     let mut bytes = 0usize;
