@@ -18,8 +18,18 @@ fn open(path: &PathBuf) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
-/// Writes and syncs one batch; blocking.
+/// Writes and syncs one batch; blocking. A batch that fails half-way is cut off again, so the
+/// retry does not leave a partial line in front of it.
 fn write(file: &mut File, batch: &Batch) -> std::io::Result<()> {
+    let before = file.metadata()?.len();
+    let result = write_lines(file, batch);
+    if result.is_err() {
+        let _ = file.set_len(before);
+    }
+    result
+}
+
+fn write_lines(file: &mut File, batch: &Batch) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(batch.data.len() + batch.len());
     for (_, payload) in batch.items() {
         let line = payload.strip_suffix(b"\n").unwrap_or(payload);
