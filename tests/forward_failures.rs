@@ -209,7 +209,10 @@ fn a_destination_down_for_the_whole_run_delays_neither_the_live_one_nor_ingest()
     // Lag under one second at 10,000 msg/s, measured in records, not in (noisy) wall time;
     // and ingest kept up: never a second's worth of messages received and not yet committed.
     assert!(max_lag < RATE as f64, "live lag reached {max_lag} records");
-    assert!(max_backlog < RATE as f64, "ingest fell behind by {max_backlog} messages");
+    assert!(
+        max_backlog < RATE as f64,
+        "ingest fell behind by {max_backlog} messages"
+    );
     assert_eq!(tally.duplicates(), 0);
     assert_eq!(
         down_lag, N as f64,

@@ -30,6 +30,7 @@ fn four_real_receivers_get_100000_messages_exactly_once_and_byte_exact() {
             Input::SyslogNgTls {
                 cert: pki.join("server.crt"),
                 key: pki.join("server.key"),
+                client_ca: None,
             },
         ),
         ("rs-tcp", Input::RsyslogImtcp),
@@ -117,4 +118,75 @@ fn the_relay_element_comes_off_received_lines() {
     let r = strip_element("<13>1 - h - - - [x@1][auditrelay@32473 seq=\"9\" cluster=\"ab\"] hi")
         .unwrap();
     assert_eq!(r.original, "<13>1 - h - - - [x@1] hi");
+}
+
+#[test]
+fn a_tls_receiver_that_requires_a_client_certificate_gets_one_when_configured() {
+    assert!(have("syslog-ng") && have("openssl"));
+    const M: u64 = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    common::pki::make_pki(&pki);
+    let receiver = Receiver::start(
+        &dir.path().join("ng"),
+        free_port(),
+        Input::SyslogNgTls {
+            cert: pki.join("server.crt"),
+            key: pki.join("server.key"),
+            client_ca: Some(pki.join("ca.crt")),
+        },
+    );
+    let ca = pki.join("ca.crt");
+    let tcp = free_port();
+    let relay = Relay::start(
+        &dir.path().join("data"),
+        &[
+            format!("--listen=tcp://127.0.0.1:{tcp}"),
+            format!(
+                "--forward=syslog+tls://127.0.0.1:{}?name=with-cert&ca={}&cert={}&key={}",
+                receiver.port,
+                ca.display(),
+                pki.join("client.crt").display(),
+                pki.join("client.key").display()
+            ),
+            format!(
+                "--forward=syslog+tls://127.0.0.1:{}?name=without-cert&ca={}",
+                receiver.port,
+                ca.display()
+            ),
+        ],
+    );
+    send_tcp(tcp, &frames(0..M));
+    let tally = wait_for(
+        "messages through the mutual-TLS connection",
+        Duration::from_secs(60),
+        || {
+            let tally = Tally::of(&receiver.lines(), M);
+            (tally.missing() == 0).then_some(tally)
+        },
+    );
+    assert_eq!(
+        tally.duplicates(),
+        0,
+        "only the destination with a certificate got through"
+    );
+    wait_for(
+        "the other destination to be refused",
+        Duration::from_secs(30),
+        || {
+            (relay.metric(
+                "auditrelay_forward_failures_total",
+                &["destination=\"without-cert\""],
+            ) > 0.0)
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        relay.metric(
+            "auditrelay_forward_acknowledged_messages_total",
+            &["destination=\"without-cert\""]
+        ),
+        0.0
+    );
 }

@@ -20,8 +20,13 @@ pub fn rsyslog_root() -> PathBuf {
 pub enum Input {
     /// syslog-ng `syslog()` over TCP, RFC 6587 octet counting.
     SyslogNgTcp,
-    /// syslog-ng `syslog()` over TLS with this certificate and key.
-    SyslogNgTls { cert: PathBuf, key: PathBuf },
+    /// syslog-ng `syslog()` over TLS with this certificate and key; with `client_ca`, senders
+    /// must present a certificate that CA signed.
+    SyslogNgTls {
+        cert: PathBuf,
+        key: PathBuf,
+        client_ca: Option<PathBuf>,
+    },
     /// rsyslog `imtcp`.
     RsyslogImtcp,
     /// rsyslog `imrelp`.
@@ -69,10 +74,21 @@ impl Receiver {
 
     fn spawn_syslog_ng(&self) -> Child {
         let transport = match &self.input {
-            Input::SyslogNgTls { cert, key } => format!(
-                "transport(\"tls\") tls(key-file(\"{}\") cert-file(\"{}\") peer-verify(optional-untrusted))",
+            Input::SyslogNgTls {
+                cert,
+                key,
+                client_ca,
+            } => format!(
+                "transport(\"tls\") tls(key-file(\"{}\") cert-file(\"{}\") {})",
                 key.display(),
-                cert.display()
+                cert.display(),
+                match client_ca {
+                    Some(ca) => format!(
+                        "ca-file(\"{}\") peer-verify(required-trusted)",
+                        ca.display()
+                    ),
+                    None => "peer-verify(optional-untrusted)".into(),
+                }
             ),
             _ => "transport(\"tcp\")".into(),
         };
