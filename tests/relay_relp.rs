@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::peers::rsyslog_root;
+use common::peers::{rsyslog_root, rsyslogd};
 use common::{free_port, have, wait_for, Relay};
 
 /// Starts rsyslogd: imtcp on `input_port`, everything forwarded with omrelp to `relay_port`.
@@ -20,12 +20,7 @@ use common::{free_port, have, wait_for, Relay};
 /// window is raised to 1024 as a production sender would.
 fn start_rsyslog(work: &std::path::Path, input_port: u16, relay_port: u16) -> KillOnDrop {
     let root = rsyslog_root();
-    let rsyslogd = root.join("usr/sbin/rsyslogd");
-    assert!(
-        rsyslogd.exists(),
-        "rsyslogd not unpacked at {} (run tests/run.sh)",
-        root.display()
-    );
+    let rsyslogd = rsyslogd();
     let conf = work.join("rsyslog.conf");
     std::fs::write(
         &conf,

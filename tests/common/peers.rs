@@ -15,6 +15,18 @@ pub fn rsyslog_root() -> PathBuf {
     )
 }
 
+/// The unpacked `rsyslogd`; panics with what to run when it is missing.
+pub fn rsyslogd() -> PathBuf {
+    let root = rsyslog_root();
+    let rsyslogd = root.join("usr/sbin/rsyslogd");
+    assert!(
+        rsyslogd.exists(),
+        "rsyslogd not unpacked at {} (run tests/run.sh)",
+        root.display()
+    );
+    rsyslogd
+}
+
 /// How a receiver takes messages.
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -125,12 +137,7 @@ log {{ source(s_in); destination(d_out); flags(flow-control); }};
 
     fn spawn_rsyslog(&self) -> Child {
         let root = rsyslog_root();
-        let rsyslogd = root.join("usr/sbin/rsyslogd");
-        assert!(
-            rsyslogd.exists(),
-            "rsyslogd not unpacked at {} (run tests/run.sh)",
-            root.display()
-        );
+        let rsyslogd = rsyslogd();
         let (module, input) = match self.input {
             Input::RsyslogImrelp => ("imrelp", "imrelp"),
             _ => ("imtcp", "imtcp"),
