@@ -44,6 +44,13 @@ enum Command {
     /// Frame and parse a captured byte stream; print one JSON record per frame on stdout and a
     /// summary on stderr.
     Parse(ParseArgs),
+    /// Print the number of records, the last seq and a SHA-256 over all records in seq order:
+    /// replicas holding the same records print the same line (works while the relay runs).
+    Digest {
+        /// The relay's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// The records a destination refused for good (its dead-letter set).
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -287,6 +294,10 @@ fn main() -> ExitCode {
             })
             .map_err(|e| e.to_string()),
         Command::Query(args) => run_query(args),
+        Command::Digest { data_dir } => StoreReader::open(&data_dir)
+            .and_then(|reader| auditrelay::store::digest::digest(&reader))
+            .map(|d| println!("{d}"))
+            .map_err(|e| e.to_string()),
         Command::Dlq(DlqCommand::List {
             destination,
             data_dir,

@@ -6,6 +6,7 @@
 //! randomness): times, days and index terms arrive with the entries, so a replicated store
 //! built from the same batches is byte-identical.
 
+pub mod digest;
 pub mod keys;
 pub mod meta;
 pub mod query;
