@@ -147,3 +147,51 @@ host = ["host-*"]
         300.0
     );
 }
+
+#[test]
+fn a_relay_stopped_while_forwarding_resends_nothing_the_receiver_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("out.ndjson");
+    let tcp = free_port();
+    let args = [
+        format!("--listen=tcp://127.0.0.1:{tcp}"),
+        format!(
+            "--forward=file://{}?name=f&batch_max_records=50&in_flight=8",
+            out.display()
+        ),
+    ];
+    let mut relay = Relay::start(&data, &args);
+    send_tcp(tcp, &frames(0..20_000));
+    // Stop while forwarding is under way.
+    wait_for("forwarding under way", Duration::from_secs(30), || {
+        (lines(&out).len() >= 2_000).then_some(())
+    });
+    assert!(relay.terminate().success());
+    let relay = Relay::start(&data, &args);
+    let stored = relay.metric("auditrelay_store_next_seq", &[]) as usize - 1;
+    wait_for(
+        "every stored record forwarded",
+        Duration::from_secs(60),
+        || (lines(&out).len() >= stored).then_some(()),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let seqs: Vec<u64> = lines(&out)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let first_wrong = seqs
+        .iter()
+        .zip(1u64..)
+        .find(|(got, want)| *got != want)
+        .map(|(got, want)| format!("seq {got} where {want} belongs"));
+    assert_eq!(
+        (seqs.len(), first_wrong),
+        (stored, None),
+        "each stored record once, in order, across the restart"
+    );
+}

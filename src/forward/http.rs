@@ -331,6 +331,7 @@ async fn deliver(
         metrics.sent.increment(group.len() as u64);
         let verdict = match http.post(&path, content_type, body_of(batch, &group)).await {
             Err(e) => {
+                metrics.connected.set(0.0);
                 tracing::warn!(destination = %dest.name, error = %e, "request failed; retrying");
                 Verdict {
                     retry: group.clone(),
@@ -338,6 +339,7 @@ async fn deliver(
                 }
             }
             Ok(r) => {
+                metrics.connected.set(1.0);
                 let mut v = match dest.kind {
                     Kind::Elasticsearch => judge_bulk(&r, &group),
                     Kind::SplunkHec => judge_hec(&r, &group),
@@ -429,7 +431,6 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
             channel: channel.clone(),
         })
         .collect();
-    ctx.metrics.connected.set(1.0);
     type Running = tokio::task::JoinHandle<(Http, u64, Vec<(u64, String)>)>;
     let mut running: VecDeque<Running> = VecDeque::new();
     let mut input_open = true;

@@ -44,6 +44,9 @@ use crate::store::{Control, Store};
 use crate::write_path::CommitLog;
 use metrics::DestinationMetrics;
 
+/// How long a stopping forwarder waits for batches it already sent to be acknowledged.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
 /// Asks a destination to send its dead letters again; answered with how many were queued.
 pub type ReplayRequest = oneshot::Sender<Result<usize, String>>;
 
@@ -446,11 +449,36 @@ impl Task {
                 _ = shutdown.wait() => break,
             }
         }
+        // Stopping: send nothing new, but give batches already sent a moment to be
+        // acknowledged, so that a restart resends as little as possible.
+        let sent = pending.len();
+        let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+        tokio::pin!(grace);
+        while pending.front().is_some_and(|p| p.done.is_none()) {
+            tokio::select! {
+                ack = ack_rx.recv() => match ack {
+                    Some(ack) => {
+                        if let Some(p) = pending.iter_mut().find(|p| p.id == ack.id) {
+                            p.done = Some(ack.dead);
+                        }
+                        this.settle(&mut pending, &mut cursor, &mut controls, &mut replaying);
+                    }
+                    None => break,
+                },
+                _ = &mut grace => break,
+            }
+        }
         sink.abort();
         if (cursor != persisted || !controls.is_empty())
             && this.persist(cursor, &mut controls).await
         {
-            tracing::info!(destination = %name, cursor, "cursor saved");
+            tracing::info!(
+                destination = %name,
+                cursor,
+                unacknowledged_batches = pending.len(),
+                in_flight_at_stop = sent,
+                "cursor saved"
+            );
         }
     }
 
