@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::forward::{Destination, ForwardSection};
 use crate::ingest::url::{ListenerUrl, Transport};
+use crate::source_match::SourceMatch;
 
 /// Defaults a relay needs without any configuration.
 pub mod defaults {
@@ -125,6 +126,10 @@ pub struct ParseSection {
     pub timezone: Option<String>,
     /// Read key=value pairs from legacy messages no dialect claims.
     pub key_values: Option<bool>,
+    /// Per-source zones for legacy timestamps: listener name, IP or CIDR block → offset. The
+    /// most specific match wins (longest prefix, then any listener name).
+    #[serde(default)]
+    pub zones: std::collections::BTreeMap<String, String>,
 }
 
 /// A validated listener.
@@ -150,6 +155,8 @@ pub struct Config {
     pub batch_max_records: usize,
     pub pipeline_capacity: usize,
     pub timezone_offset_minutes: i16,
+    /// Per-source offsets, most specific first.
+    pub zones: Vec<(SourceMatch, i16)>,
     pub key_values: bool,
     pub destinations: Vec<Destination>,
 }
@@ -392,6 +399,20 @@ fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Con
         })?,
         None => 0,
     };
+    let mut zones = Vec::new();
+    for (source, offset) in &parsed.parse.zones {
+        let key = format!("parse.zones.{source:?}");
+        let m = SourceMatch::parse(source).map_err(|e| err(file, key.clone(), e))?;
+        let minutes = parse_offset(offset).ok_or_else(|| {
+            err(
+                file,
+                key,
+                format!("{offset:?} is not an offset such as +01:00"),
+            )
+        })?;
+        zones.push((m, minutes));
+    }
+    zones.sort_by_key(|(m, _)| std::cmp::Reverse(m.specificity()));
     let destinations = destinations(&parsed.forwards, file, overrides)?;
     let batch = &parsed.batch;
     Ok(Config {
@@ -418,6 +439,7 @@ fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Con
         )?,
         pipeline_capacity,
         timezone_offset_minutes,
+        zones,
         key_values: parsed.parse.key_values.unwrap_or(false),
         destinations,
     })
@@ -505,6 +527,11 @@ mod tests {
         assert!(e.to_string().contains("max_dely_ms"), "{e}");
         let e = load_text("[parse]\ntimezone = \"Mars\"\n").unwrap_err();
         assert_eq!(e.key, "parse.timezone");
+        let e = load_text("[parse.zones]\n\"10.0.0.0/8\" = \"CET\"\n").unwrap_err();
+        assert_eq!(e.key, "parse.zones.\"10.0.0.0/8\"");
+        let c = load_text("[parse.zones]\nudp = \"-05:00\"\n\"10.0.0.0/8\" = \"+01:00\"\n\"10.1.0.0/16\" = \"+02:00\"\n").unwrap();
+        let offsets: Vec<i16> = c.zones.iter().map(|z| z.1).collect();
+        assert_eq!(offsets, vec![120, 60, -300], "most specific first");
         let e = load_text("[[forward]]\nurl = \"syslog+tcp://127.0.0.1:1\"\n[forward.filter]\nseverity = \"loud\"\n").unwrap_err();
         assert_eq!(e.key, "forward[0].filter.severity");
         let e = load_text("[[forward]]\nurl = \"relp://a:1\"\nname = \"x\"\n[[forward]]\nurl = \"relp://b:1\"\nname = \"x\"\n").unwrap_err();

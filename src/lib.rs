@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod relay;
 pub mod replay;
 pub mod shutdown;
+pub mod source_match;
 pub mod store;
 pub mod write_path;

@@ -55,6 +55,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         key_values: config.key_values,
         ..ParseOptions::default()
     };
+    let zones = Arc::new(config.zones.clone());
     let mut reloaders = Vec::new();
     let mut listeners = Vec::new();
     for listener in &config.listeners {
@@ -64,6 +65,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             metrics: ListenerMetrics::new(&listener.name, transport.record_name()),
             pipeline: pipeline.clone(),
             parse,
+            zones: zones.clone(),
             shutdown: shutdown.clone(),
         });
         let tls = if transport.is_tls() {

@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use crate::source_match::SourceMatch;
 use auditrelay_parsers::pri::{facility_code, severity_code};
 use serde::Deserialize;
 
@@ -41,48 +42,6 @@ pub struct Filter {
     apps: Vec<String>,
     sources: Vec<SourceMatch>,
     formats: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum SourceMatch {
-    Listener(String),
-    Net(IpAddr, u8),
-}
-
-fn parse_source(text: &str) -> Result<SourceMatch, String> {
-    let (addr, bits) = match text.split_once('/') {
-        Some((a, b)) => (a, Some(b)),
-        None => (text, None),
-    };
-    match addr.parse::<IpAddr>() {
-        Ok(ip) => {
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            let bits = match bits {
-                Some(b) => b
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|b| *b <= max)
-                    .ok_or_else(|| format!("{text:?}: bad prefix length"))?,
-                None => max,
-            };
-            Ok(SourceMatch::Net(ip, bits))
-        }
-        Err(_) if bits.is_none() => Ok(SourceMatch::Listener(text.to_string())),
-        Err(_) => Err(format!("{text:?} is not an IP/prefix")),
-    }
-}
-
-fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    let (a, b, width) = match (ip.to_canonical(), net) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(a.to_bits()), u128::from(b.to_bits()), 32),
-        (IpAddr::V6(a), IpAddr::V6(b)) => (a.to_bits(), b.to_bits(), 128),
-        _ => return false,
-    };
-    if bits == 0 {
-        return true;
-    }
-    let shift = width - u32::from(bits);
-    (a >> shift) == (b >> shift)
 }
 
 /// `*`-glob match, ASCII case-insensitive.
@@ -131,7 +90,7 @@ impl Filter {
         let sources = s
             .source
             .iter()
-            .map(|t| parse_source(t).map_err(|m| ("source".to_string(), m)))
+            .map(|t| SourceMatch::parse(t).map_err(|m| ("source".to_string(), m)))
             .collect::<Result<_, _>>()?;
         Ok(Filter {
             severity_max,
@@ -172,10 +131,7 @@ impl Filter {
             let ip = source
                 .and_then(|s| s.ip.as_deref())
                 .and_then(|ip| ip.parse::<IpAddr>().ok());
-            let hit = self.sources.iter().any(|m| match m {
-                SourceMatch::Listener(name) => listener == Some(name.as_str()),
-                SourceMatch::Net(net, bits) => ip.is_some_and(|ip| in_net(ip, *net, *bits)),
-            });
+            let hit = self.sources.iter().any(|m| m.matches(listener, ip));
             if !hit {
                 return false;
             }

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::ListenerConfig;
 use crate::metrics::ListenerMetrics;
 use crate::shutdown::Shutdown;
+use crate::source_match::SourceMatch;
 use crate::store::keys::IndexTerms;
 use crate::write_path::PreparedRecord;
 
@@ -31,6 +32,8 @@ pub struct Ingest {
     pub metrics: Arc<ListenerMetrics>,
     pub pipeline: mpsc::Sender<PreparedRecord>,
     pub parse: ParseOptions,
+    /// Per-source offsets for legacy timestamps, most specific first.
+    pub zones: Arc<Vec<(SourceMatch, i16)>>,
     pub shutdown: Shutdown,
 }
 
@@ -59,6 +62,19 @@ pub fn now_micros() -> i64 {
 }
 
 impl Ingest {
+    /// The parse options for a message from `peer`: its zone when one is configured.
+    fn options_for(&self, peer: &Peer) -> ParseOptions {
+        let mut options = self.parse;
+        if !self.zones.is_empty() {
+            let ip = peer.ip.parse().ok();
+            let listener = Some(self.config.name.as_str());
+            if let Some((_, minutes)) = self.zones.iter().find(|(m, _)| m.matches(listener, ip)) {
+                options.default_offset_minutes = *minutes;
+            }
+        }
+        options
+    }
+
     /// Parses one message and prepares it for the write path. `defect` says why the frame is
     /// not whole (truncated, incomplete), and goes into `parse_error`.
     pub fn prepare(
@@ -70,7 +86,8 @@ impl Ingest {
     ) -> PreparedRecord {
         let received_micros = now_micros();
         let received = DateTime::from_unix_micros(received_micros);
-        let mut record = parse(bytes, &received, &self.parse);
+        let options = self.options_for(peer);
+        let mut record = parse(bytes, &received, &options);
         record.source = Some(Source {
             ip: Cow::Borrowed(&peer.ip),
             port: peer.port,
