@@ -20,12 +20,17 @@ impl SourceMatch {
         };
         match addr.parse::<IpAddr>() {
             Ok(ip) => {
+                // Peers are compared in canonical form (::ffff:a.b.c.d is IPv4), so networks
+                // are too.
+                let mapped = ip.is_ipv6() && ip.to_canonical().is_ipv4();
+                let ip = ip.to_canonical();
                 let max = if ip.is_ipv4() { 32 } else { 128 };
                 let bits = match bits {
                     Some(b) => b
                         .parse::<u8>()
                         .ok()
-                        .filter(|b| *b <= max)
+                        .map(|b| if mapped { b.saturating_sub(96) } else { b })
+                        .filter(|b| *b <= max && (!mapped || b.saturating_add(96) <= 128))
                         .ok_or_else(|| format!("{text:?}: bad prefix length"))?,
                     None => max,
                 };

@@ -432,3 +432,83 @@ fn a_generic_endpoint_that_refuses_a_batch_gets_it_halved_until_the_bad_record_i
         "no duplicates: only refused halves go again"
     );
 }
+
+/// A RELP server that refuses (`rsp 500`) what contains the poison word, as librelp servers
+/// answer a message their output refused. rsyslog's imrelp cannot be made to refuse one
+/// message, so this mock stands in for that case only.
+fn mock_refusing_relp_server(accept_poison: Arc<AtomicBool>, got: Arc<Mutex<Vec<String>>>) -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (accept_poison, got) = (accept_poison.clone(), got.clone());
+            std::thread::spawn(move || {
+                let mut out = stream.try_clone().unwrap();
+                let mut input = BufReader::new(stream);
+                loop {
+                    // TXNR SP COMMAND SP DATALEN [SP DATA] LF
+                    let mut head = Vec::new();
+                    for _ in 0..3 {
+                        let mut field = Vec::new();
+                        if input.read_until(b' ', &mut field).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(String::from_utf8_lossy(&field).trim().to_string());
+                    }
+                    let (txnr, command) = (head[0].clone(), head[1].clone());
+                    // DATALEN 0 ends with LF instead of SP: the read above took "0\n…".
+                    let (len, mut data) = match head[2].split_once('\n') {
+                        Some((n, rest)) => (n.parse::<usize>().unwrap(), rest.as_bytes().to_vec()),
+                        None => (head[2].parse::<usize>().unwrap(), Vec::new()),
+                    };
+                    if len > 0 {
+                        let mut body = vec![0u8; len + 1];
+                        input.read_exact(&mut body).unwrap();
+                        body.pop();
+                        data = body;
+                    }
+                    let text = String::from_utf8_lossy(&data).into_owned();
+                    let reply = match command.as_str() {
+                        "open" => "200 OK\nrelp_version=0\ncommands=syslog".to_string(),
+                        "syslog"
+                            if text.contains("POISON") && !accept_poison.load(Ordering::SeqCst) =>
+                        {
+                            "500 message refused by the output".to_string()
+                        }
+                        "syslog" => {
+                            got.lock().unwrap().push(text);
+                            "200 OK".to_string()
+                        }
+                        _ => "200 OK".to_string(),
+                    };
+                    if out
+                        .write_all(format!("{txnr} rsp {} {reply}\n", reply.len()).as_bytes())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn relp_refusals_become_dead_letters_with_a_mock_relp_server() {
+    let accept = Arc::new(AtomicBool::new(false));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let port = mock_refusing_relp_server(accept.clone(), got.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay_sending_all(dir.path(), format!("relp://127.0.0.1:{port}?name=relp"));
+    let delivered = || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter_map(|m| event_number(m))
+            .collect::<HashSet<u64>>()
+            .len() as u64
+    };
+    dead_letters_then_replay(&relay, "relp", &accept, &delivered, "RELP rsp 500");
+}

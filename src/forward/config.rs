@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 use super::filter::{Filter, FilterSection};
 
+/// Debian's bundle of the system's trusted CAs, used when a TLS destination names no `ca`.
+pub const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 /// Defaults for forwarding.
 pub mod defaults {
     pub const BATCH_MAX_RECORDS: usize = 1000;
@@ -376,6 +379,12 @@ impl Destination {
             None
         };
         if let Some(t) = &tls {
+            if t.ca.is_none() && !std::path::Path::new(SYSTEM_CAS).exists() {
+                return Err((
+                    "ca".into(),
+                    format!("no ca given and no system CA bundle at {SYSTEM_CAS}"),
+                ));
+            }
             if t.cert.is_some() != t.key.is_some() {
                 return Err(("cert".into(), "cert and key must be given together".into()));
             }

@@ -226,11 +226,47 @@ fn insert_element(raw: &[u8], element: impl FnOnce(&mut Vec<u8>), out: &mut Vec<
     let Some((start, end)) = structured_data_span(raw) else {
         return false;
     };
+    // A message that already passed through a relay carries its element: replace it, as an
+    // SD-ID may appear only once (RFC 5424 §6.3.2); this hop's seq is the one to dedupe on.
+    if let Some((from, to)) = own_element(&raw[start..end]) {
+        out.extend_from_slice(&raw[..start + from]);
+        element(out);
+        out.extend_from_slice(&raw[start + to..]);
+        return true;
+    }
     let keep = if &raw[start..end] == b"-" { start } else { end };
     out.extend_from_slice(&raw[..keep]);
     element(out);
     out.extend_from_slice(&raw[end..]);
     true
+}
+
+/// Where an `[auditrelay@32473 …]` element lies in well-formed STRUCTURED-DATA.
+fn own_element(sd: &[u8]) -> Option<(usize, usize)> {
+    let head = format!("[{SD_ID} ");
+    let mut i = 0;
+    while i < sd.len() {
+        // At the start of an element.
+        let elem_start = i;
+        let mut in_value = false;
+        i += 1;
+        while i < sd.len() {
+            match sd[i] {
+                b'\\' if in_value => i += 1,
+                b'"' => in_value = !in_value,
+                b']' if !in_value => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        i += 1;
+        if sd[elem_start..].starts_with(head.as_bytes())
+            || sd[elem_start..i.min(sd.len())] == *format!("[{SD_ID}]").as_bytes()
+        {
+            return Some((elem_start, i.min(sd.len())));
+        }
+    }
+    None
 }
 
 /// Appends `n` in decimal.
@@ -357,6 +393,16 @@ mod tests {
         assert_eq!(
             encode("syslog+tcp://x:1", j),
             "<13>1 - h a - - [x@1 k=\"v\"][auditrelay@32473 seq=\"7\" cluster=\"c1\"]"
+        );
+    }
+
+    #[test]
+    fn an_element_from_an_earlier_relay_is_replaced_not_repeated() {
+        let raw = r#"<13>1 - h a - - [x@1 k="\]\""][auditrelay@32473 seq="5" cluster="up"][y@1] m"#;
+        let j = serde_json::json!({"format": "rfc5424", "raw": raw}).to_string();
+        assert_eq!(
+            encode("syslog+tcp://x:1", &j),
+            r#"<13>1 - h a - - [x@1 k="\]\""][auditrelay@32473 seq="7" cluster="c1"][y@1] m"#
         );
     }
 

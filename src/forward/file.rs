@@ -45,6 +45,7 @@ pub async fn run(mut ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
     let name = ctx.dest.name.clone();
     let mut backoff = Backoff::new(ctx.dest.retry_max);
     let mut file: Option<File> = None;
+    let mut hangups = true;
     ctx.hangup.borrow_and_update();
     loop {
         let batch = tokio::select! {
@@ -52,10 +53,13 @@ pub async fn run(mut ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
                 Some(b) => b,
                 None => return,
             },
-            r = ctx.hangup.changed() => {
-                if r.is_ok() {
-                    tracing::info!(destination = %name, "SIGHUP: reopening {}", path.display());
-                    file = None;
+            r = ctx.hangup.changed(), if hangups => {
+                match r {
+                    Ok(()) => {
+                        tracing::info!(destination = %name, "SIGHUP: reopening {}", path.display());
+                        file = None;
+                    }
+                    Err(_) => hangups = false,
                 }
                 continue;
             }

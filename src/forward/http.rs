@@ -156,6 +156,13 @@ fn transient(status: StatusCode) -> bool {
     status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 408 | 429)
 }
 
+/// Statuses that refuse what was sent rather than how or where: only these make a batch be
+/// halved down to the refused record. Any other refusal (a redirect, 404 for a wrong path, 405,
+/// 415) is a configuration problem that would dead-letter everything: it is retried, loudly.
+fn refuses_content(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 413 | 422)
+}
+
 fn body_text(body: &Bytes) -> String {
     let text = String::from_utf8_lossy(body);
     text.chars().take(300).collect()
@@ -185,7 +192,9 @@ fn judge_bulk(r: &Response, group: &[usize]) -> Verdict {
         let status = result.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
         match status {
             200..=299 | 409 => {}
-            429 | 500..=599 | 0 => v.retry.push(index),
+            // 401/403: security_exception (an index outside the role's pattern) or a
+            // read-only index block; cured by the operator, not by dropping the record.
+            401 | 403 | 408 | 429 | 500..=599 | 0 => v.retry.push(index),
             _ => {
                 let error = result.get("error");
                 let kind = error
@@ -220,7 +229,9 @@ fn judge_hec(r: &Response, group: &[usize]) -> Verdict {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    if transient(r.status) || matches!(code, Some(9)) {
+    // 9 busy; 7 incorrect index, 10 and 11 channel problems: configuration or load, not the
+    // events themselves.
+    if transient(r.status) || matches!(code, Some(7 | 9 | 10 | 11)) || !refuses_content(r.status) {
         v.retry = group.to_vec();
         v.retry_after = retry_after(&r.headers);
         return v;
@@ -263,15 +274,15 @@ fn judge_plain(r: &Response, group: &[usize]) -> Verdict {
     if r.status.is_success() {
         return v;
     }
-    if transient(r.status) {
-        v.retry = group.to_vec();
-        v.retry_after = retry_after(&r.headers);
-    } else {
+    if refuses_content(r.status) {
         v.split = Some(format!(
             "HTTP {}: {}",
             r.status.as_u16(),
             body_text(&r.body)
         ));
+    } else {
+        v.retry = group.to_vec();
+        v.retry_after = retry_after(&r.headers);
     }
     v
 }
@@ -511,6 +522,21 @@ mod tests {
         );
         assert_eq!(v.retry, vec![1]);
         assert!(judge_plain(&response(400, "no"), &[1, 2]).split.is_some());
+        let wrong_path = judge_plain(&response(404, "not found"), &[1, 2]);
+        assert_eq!((wrong_path.retry, wrong_path.split), (vec![1, 2], None));
+        assert_eq!(
+            judge_hec(
+                &response(400, r#"{"text":"Incorrect index","code":7}"#),
+                &[3]
+            )
+            .retry,
+            vec![3]
+        );
+        let r = response(
+            200,
+            r#"{"errors":true,"items":[{"create":{"status":403,"error":{"type":"security_exception"}}}]}"#,
+        );
+        assert_eq!(judge_bulk(&r, &[5]).retry, vec![5]);
         assert_eq!(judge_plain(&response(429, ""), &[1]).retry, vec![1]);
     }
 }

@@ -385,6 +385,7 @@ impl Task {
                         outbox = Some(batch);
                     }
                     for (seq, error) in unreadable {
+                        replaying.remove(&seq);
                         this.metrics.dead_lettered.increment(1);
                         controls.push(Control::DeadLetter {
                             destination: name.clone(),
@@ -454,7 +455,11 @@ impl Task {
         let sent = pending.len();
         let grace = tokio::time::sleep(SHUTDOWN_GRACE);
         tokio::pin!(grace);
-        while pending.front().is_some_and(|p| p.done.is_none()) {
+        let unsent = outbox.as_ref().map(|b| b.id);
+        while pending
+            .front()
+            .is_some_and(|p| p.done.is_none() && Some(p.id) != unsent)
+        {
             tokio::select! {
                 ack = ack_rx.recv() => match ack {
                     Some(ack) => {
@@ -533,6 +538,7 @@ impl Task {
             seq: cursor,
         });
         let log = self.log.clone();
+        let kept = ops.clone();
         let result = tokio::task::spawn_blocking(move || {
             let r = log.control(&ops);
             (r, ops)
@@ -551,6 +557,9 @@ impl Task {
             }
             Err(e) => {
                 tracing::error!(destination = %self.dest.name, error = %e, "cursor task failed");
+                let mut kept = kept;
+                kept.pop();
+                *controls = kept;
                 false
             }
         }

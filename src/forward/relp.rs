@@ -21,6 +21,8 @@ struct Sent {
     batch: Batch,
     answered: Vec<bool>,
     open: usize,
+    /// Messages the server refused (`rsp` other than 200): dead letters, not resent.
+    dead: Vec<(u64, String)>,
 }
 
 struct Session {
@@ -164,10 +166,13 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
                 continue;
             }
         };
-        backoff.reset();
         ctx.metrics.connected.set(1.0);
         tracing::info!(destination = %name, "RELP session open");
         let mut failure = None;
+        // The last time the server answered; a server that stops answering is given up on
+        // after the timeout, like one that stops reading.
+        let mut last_answer = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         for sent in &window {
             ctx.metrics.retried.increment(sent.open as u64);
             if let Err(e) = send_batch(&ctx, &mut session, sent).await {
@@ -178,18 +183,28 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
         while failure.is_none() {
             tokio::select! {
                 reply = session.reply() => match reply {
-                    Ok(Reply::Rsp { txnr, ok: true, .. }) => {
-                        if let Some((id, i)) = session.waiting.remove(&txnr) {
-                            if let Some(sent) = window.iter_mut().find(|s| s.batch.id == id) {
-                                if !sent.answered[i] {
-                                    sent.answered[i] = true;
-                                    sent.open -= 1;
+                    Ok(Reply::Rsp { txnr, ok, text }) => {
+                        let Some((id, i)) = session.waiting.remove(&txnr) else {
+                            failure = Some(format!("an answer to unknown txnr {txnr}"));
+                            continue;
+                        };
+                        last_answer = tokio::time::Instant::now();
+                        backoff.reset();
+                        if let Some(sent) = window.iter_mut().find(|s| s.batch.id == id) {
+                            if !sent.answered[i] {
+                                sent.answered[i] = true;
+                                sent.open -= 1;
+                                if !ok {
+                                    // The server refused this message: resending it would
+                                    // block the destination for good.
+                                    let seq = sent.batch.seq(i);
+                                    sent.dead.push((seq, format!("RELP rsp {}", text.trim())));
                                 }
                             }
                         }
                         while window.front().is_some_and(|s| s.open == 0) {
                             if let Some(sent) = window.pop_front() {
-                                if !ctx.ack(sent.batch.id, Vec::new()) {
+                                if !ctx.ack(sent.batch.id, sent.dead) {
                                     return;
                                 }
                             }
@@ -198,14 +213,22 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
                             return;
                         }
                     }
-                    Ok(Reply::Rsp { text, .. }) => failure = Some(format!("the server refused a message: {text}")),
                     Ok(Reply::ServerClose) => failure = Some("the server closed the session".into()),
                     Err(e) => failure = Some(e),
                 },
+                _ = tick.tick() => {
+                    if !session.waiting.is_empty() && last_answer.elapsed() > ctx.dest.timeout {
+                        failure = Some(format!("no answer within {:?}", ctx.dest.timeout));
+                    }
+                }
                 batch = batches.recv(), if input_open && window.len() < ctx.dest.in_flight => match batch {
                     Some(batch) => {
                         let n = batch.len();
-                        let sent = Sent { batch, answered: vec![false; n], open: n };
+                        let sent = Sent { batch, answered: vec![false; n], open: n, dead: Vec::new() };
+                        if session.waiting.is_empty() {
+                            // Idle until now: the wait for an answer starts here.
+                            last_answer = tokio::time::Instant::now();
+                        }
                         let r = send_batch(&ctx, &mut session, &sent).await;
                         window.push_back(sent);
                         if let Err(e) = r {

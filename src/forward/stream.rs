@@ -203,6 +203,12 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
             }
         }
         let mut tick = tokio::time::interval(ACK_POLL);
+        // Whether this connection delivered anything (then a loss restarts the backoff), and
+        // when the receiving kernel last acknowledged more bytes (a peer that vanished without
+        // a reset would otherwise hold the window until TCP gives up, many minutes later).
+        let mut delivered_any = false;
+        let mut acked_before = 0u64;
+        let mut progress_at = Instant::now();
         while failure.is_none() {
             tokio::select! {
                 biased;
@@ -211,6 +217,16 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
                     let written = conn.written.load(Ordering::Relaxed);
                     let acked = unacknowledged(conn.fd).map_or(0, |q| written.saturating_sub(q));
                     let now = Instant::now();
+                    if acked > acked_before || acked == written {
+                        acked_before = acked;
+                        progress_at = now;
+                    } else if now.duration_since(progress_at) > ctx.dest.timeout {
+                        failure = Some(format!(
+                            "the receiver acknowledged nothing for {:?}",
+                            ctx.dest.timeout
+                        ));
+                        continue;
+                    }
                     for sent in window.iter_mut() {
                         if sent.end > acked {
                             break;
@@ -223,6 +239,7 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
                         .is_some_and(|t| now.duration_since(t) >= ctx.dest.settle)
                     {
                         if let Some(sent) = window.pop_front() {
+                            delivered_any = true;
                             if !ctx.ack(sent.batch.id, Vec::new()) {
                                 return;
                             }
@@ -250,7 +267,9 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
         ctx.metrics.failures.increment(1);
         let e = failure.unwrap_or_default();
         tracing::warn!(destination = %name, error = %e, unacknowledged = window.len(), "connection lost; unacknowledged batches go again");
-        backoff.reset();
+        if delivered_any {
+            backoff.reset();
+        }
         tokio::time::sleep(backoff.delay()).await;
     }
 }

@@ -11,11 +11,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
-use super::config::{Destination, TlsClient};
+use super::config::{Destination, TlsClient, SYSTEM_CAS};
 use crate::ingest::tls::{provider, read_certs};
-
-/// Debian's bundle of the system's trusted CAs.
-const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// A connector for one destination, with the name its server must prove.
 #[derive(Clone)]
