@@ -254,11 +254,15 @@ impl Task {
     }
 
     /// Reads and encodes dead letters for sending again (no filter: they passed it once).
-    fn prepare_replay(&self, seqs: &[u64]) -> (Prepared, Vec<u64>) {
+    /// Stops at the batch byte bound; returns the seqs it did not get to.
+    fn prepare_replay(&self, seqs: &[u64]) -> (Prepared, Vec<u64>, Vec<u64>) {
         let mut out = Prepared::new(0);
         let mut scratch = Scratch::default();
         let mut gone = Vec::new();
-        for seq in seqs {
+        for (i, seq) in seqs.iter().enumerate() {
+            if out.batch.data.len() >= self.dest.batch_max_bytes {
+                return (out, gone, seqs[i..].to_vec());
+            }
             match self.store.get(*seq) {
                 Ok(Some(json)) => {
                     encode_one(&self.encoder, *seq, &json, None, &mut out, &mut scratch)
@@ -267,7 +271,7 @@ impl Task {
                 Err(e) => out.unreadable.push((*seq, e.to_string())),
             }
         }
-        (out, gone)
+        (out, gone, Vec::new())
     }
 
     async fn run(
@@ -306,6 +310,8 @@ impl Task {
         // A batch waiting for room in the sink's queue; the loop keeps serving acks, the
         // cursor and metrics meanwhile.
         let mut outbox: Option<Batch> = None;
+        // After a failed store read, when to try again (the loop keeps serving meanwhile).
+        let mut read_retry_at: Option<tokio::time::Instant> = None;
         let mut last_persist = Instant::now();
         let mut linger_until: Option<tokio::time::Instant> = None;
         let mut tick =
@@ -321,19 +327,30 @@ impl Task {
                     let seqs: Vec<u64> = replay_queue.drain(..n).collect();
                     let t = this.clone();
                     let s = seqs.clone();
-                    if let Ok((p, gone)) =
-                        tokio::task::spawn_blocking(move || t.prepare_replay(&s)).await
-                    {
-                        for seq in gone {
-                            replaying.remove(&seq);
-                            controls.push(Control::Release {
-                                destination: name.clone(),
-                                seq,
-                            });
+                    match tokio::task::spawn_blocking(move || t.prepare_replay(&s)).await {
+                        Ok((p, gone, rest)) => {
+                            for seq in rest.into_iter().rev() {
+                                replay_queue.push_front(seq);
+                            }
+                            for seq in gone {
+                                replaying.remove(&seq);
+                                controls.push(Control::Release {
+                                    destination: name.clone(),
+                                    seq,
+                                });
+                            }
+                            prepared = Some((p, None, seqs));
                         }
-                        prepared = Some((p, None, seqs));
+                        Err(e) => {
+                            tracing::error!(destination = %name, error = %e, "replay read task failed");
+                            for seq in &seqs {
+                                replaying.remove(seq);
+                            }
+                        }
                     }
-                } else if available > 0 {
+                } else if available > 0
+                    && read_retry_at.is_none_or(|t| tokio::time::Instant::now() >= t)
+                {
                     let full = available >= this.dest.batch_max_records as u64;
                     let now = tokio::time::Instant::now();
                     let wait = match linger_until {
@@ -355,8 +372,9 @@ impl Task {
                                 prepared = Some((p, Some(upto), Vec::new()));
                             }
                             Ok(Err(e)) => {
-                                tracing::error!(destination = %name, error = %e, "cannot read the store");
-                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                tracing::error!(destination = %name, error = %e, "cannot read the store; retrying in a second");
+                                read_retry_at =
+                                    Some(tokio::time::Instant::now() + Duration::from_secs(1));
                             }
                             Err(e) => {
                                 tracing::error!(destination = %name, error = %e, "read task failed")
@@ -424,6 +442,8 @@ impl Task {
                 r = committed.changed(), if idle => if r.is_err() { break },
                 _ = tokio::time::sleep_until(linger_until.unwrap_or_else(tokio::time::Instant::now)),
                     if linger_until.is_some() && outbox.is_none() && pending.len() < this.dest.window() => {}
+                _ = tokio::time::sleep_until(read_retry_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if read_retry_at.is_some() => read_retry_at = None,
                 _ = tick.tick() => {
                     if (cursor != persisted || !controls.is_empty())
                         && last_persist.elapsed() >= this.dest.cursor_interval
