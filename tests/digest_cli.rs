@@ -7,20 +7,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::forwarding::{frames, send_tcp};
-use common::{free_port, wait_for, Relay, BIN};
+use common::{free_port, wait_for, Relay};
 
 fn digest(data_dir: &std::path::Path) -> String {
-    let out = Command::new(BIN)
-        .args(["digest", "--data-dir"])
-        .arg(data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let out = common::run_cli(&[
+        std::ffi::OsStr::new("digest"),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+    ]);
+    String::from_utf8(out).unwrap().trim().to_string()
 }
 
 #[test]

@@ -18,6 +18,18 @@ fn lines(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// The `seq` of every NDJSON line of a file destination's output.
+fn seqs_in(path: &std::path::Path) -> Vec<u64> {
+    lines(path)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn file_destinations_start_where_told_and_reopen_on_sighup() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,14 +62,7 @@ fn file_destinations_start_where_told_and_reopen_on_sighup() {
         Duration::from_secs(30),
         || (lines(&all).len() == 150 && lines(&new).len() == 50).then_some(()),
     );
-    let seqs: Vec<u64> = lines(&all)
-        .iter()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let seqs: Vec<u64> = seqs_in(&all);
     assert_eq!(
         seqs,
         (1..=150).collect::<Vec<u64>>(),
@@ -176,14 +181,7 @@ fn a_relay_stopped_while_forwarding_resends_nothing_the_receiver_acknowledged() 
         || (lines(&out).len() >= stored).then_some(()),
     );
     std::thread::sleep(Duration::from_millis(500));
-    let seqs: Vec<u64> = lines(&out)
-        .iter()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let seqs: Vec<u64> = seqs_in(&out);
     let first_wrong = seqs
         .iter()
         .zip(1u64..)

@@ -9,13 +9,12 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::http_server::{serve, Request, Response};
-use common::{free_port, wait_for, Relay, BIN};
+use common::{free_port, wait_for, Relay};
 use serde_json::{json, Value};
 
 const N: u64 = 2_000;
@@ -61,17 +60,8 @@ fn event_number(raw: &str) -> Option<u64> {
 }
 
 fn dlq_list(relay: &Relay, destination: &str) -> Vec<Value> {
-    let out = Command::new(BIN)
-        .args(["dlq", "list", destination, "--data-dir"])
-        .arg(&relay.data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    let data_dir = relay.data_dir.display().to_string();
+    common::run_cli(&["dlq", "list", destination, "--data-dir", &data_dir])
         .split(|c| *c == b'\n')
         .filter(|l| !l.is_empty())
         .map(|l| serde_json::from_slice(l).unwrap())
@@ -79,22 +69,15 @@ fn dlq_list(relay: &Relay, destination: &str) -> Vec<Value> {
 }
 
 fn dlq_replay(relay: &Relay, destination: &str) -> Value {
-    let out = Command::new(BIN)
-        .args([
-            "dlq",
-            "replay",
-            destination,
-            "--http",
-            &relay.http.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let http = relay.http.to_string();
+    serde_json::from_slice(&common::run_cli(&[
+        "dlq",
+        "replay",
+        destination,
+        "--http",
+        &http,
+    ]))
+    .unwrap()
 }
 
 /// Checks the dead letters, makes the receiver accept them, replays, and waits for the set to

@@ -193,6 +193,17 @@ pub fn metric_value(text: &str, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
+/// Runs `auditrelay ARGS…`, asserts it succeeded, and returns its standard output.
+pub fn run_cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<u8> {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "auditrelay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Runs `auditrelay query --data-dir DIR ARGS…`.
 pub fn query(data_dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
     let out = Command::new(BIN)
