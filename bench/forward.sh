@@ -9,7 +9,9 @@
 # A second measurement, "auditrelay-drain", times forwarding alone: N records already in the
 # store (loaded with no destination), then the relay restarted with --forward; time until the
 # receiver holds N lines. That is the forwarder's own throughput, the rate at which a
-# destination that was down catches up.
+# destination that was down catches up. "auditrelay-drain-null" (not in the default set) does
+# the same into a socat sink that discards everything, done when the relay's acknowledged
+# counter reaches N: the forwarder's ceiling without syslog-ng's receive cost.
 #
 #   bench/forward.sh                 # N=300000, 3 repetitions
 #   N=50000 REPEATS=1 bench/forward.sh
@@ -110,11 +112,19 @@ drain() {
   echo "$(date +%s.%N) - $t0" | bc
 }
 
+acked_of() { { curl -fs "127.0.0.1:$HTTP_PORT/metrics" 2>/dev/null || true; } |
+  awk '/^auditrelay_forward_acknowledged_messages_total/ {s+=$2} END {print s+0}'; }
+
 run_one() { # system rep
   local sys=$1 dir=$work/$1-$2
   mkdir -p "$dir"
-  start_receiver "$dir"
-  if [[ $sys == auditrelay-drain ]]; then
+  if [[ $sys == auditrelay-drain-null ]]; then
+    socat -u "TCP-LISTEN:$OUT_PORT,bind=127.0.0.1,reuseaddr,fork" OPEN:/dev/null & RECV_PID=$!
+    wait_port "$OUT_PORT"
+  else
+    start_receiver "$dir"
+  fi
+  if [[ $sys == auditrelay-drain || $sys == auditrelay-drain-null ]]; then
     start_sut auditrelay "$dir"
     loggen -i -S -P -s "$SIZE" -r 1000000000 -n "$N" -I 300 -Q 127.0.0.1 "$IN_PORT" >/dev/null 2>&1
     until curl -fs "127.0.0.1:$HTTP_PORT/metrics" | awk -v n="$N" '/^auditrelay_accepted_messages_total/ {s+=$2} END {exit !(s>=n)}'; do sleep 0.1; done
@@ -129,11 +139,19 @@ run_one() { # system rep
     loggen -i -S -P -s "$SIZE" -r 1000000000 -n "$N" -I 300 -Q 127.0.0.1 "$IN_PORT" >/dev/null 2>&1
   fi
   local secs cpu1 rcpu1 lines unique
-  secs=$(drain "$dir/received.log" "$t0")
+  if [[ $sys == auditrelay-drain-null ]]; then
+    until (( $(acked_of) >= N )); do sleep 0.02; done
+    secs=$(echo "$(date +%s.%N) - $t0" | bc)
+    lines=$(acked_of) unique=-          # the sink discards: the relay's count is all there is
+  else
+    secs=$(drain "$dir/received.log" "$t0")
+  fi
   cpu1=$(cpu_of "$SUT_PID"); rcpu1=$(cpu_of "$RECV_PID")
   stop "$SUT_PID"; stop "$RECV_PID"
-  lines=$(lines_of "$dir/received.log")
-  unique=$(grep -o 'seq: [0-9]*' "$dir/received.log" | sort -u | wc -l)
+  if [[ $sys != auditrelay-drain-null ]]; then
+    lines=$(lines_of "$dir/received.log")
+    unique=$(grep -o 'seq: [0-9]*' "$dir/received.log" | sort -u | wc -l)
+  fi
   local cpu rate us
   cpu=$(echo "$cpu1 - $cpu0" | bc); rate=$(echo "$N / $secs" | bc); us=$(echo "scale=2; $cpu * 1000000 / $N" | bc)
   echo "$(date -u +%FT%TZ),$sys,$N,$secs,$rate,$cpu,$us,$(echo "$rcpu1 - $rcpu0" | bc),$lines,$unique" | tee -a "$RESULTS"
