@@ -221,10 +221,15 @@ impl ForwardSection {
                 "timeout_secs" => set(&mut self.timeout_secs, number("a number")?),
                 "retry_max_secs" => set(&mut self.retry_max_secs, number("a number")?),
                 "start" => set(&mut self.start, v.clone()),
+                "cursor_interval_ms" => set(&mut self.cursor_interval_ms, number("a number")?),
                 other => {
                     return Err((
                         format!("url?{other}"),
-                        "unknown parameter (see conf/auditrelay.toml for the keys)".into(),
+                        "unknown parameter; the URL takes name, format, framing, ca, cert, key, \
+                         server_name, token, ack, index, sourcetype, batch_max_records, \
+                         batch_max_bytes, linger_ms, in_flight, settle_ms, timeout_secs, \
+                         retry_max_secs, cursor_interval_ms, start"
+                            .into(),
                     ))
                 }
             }
