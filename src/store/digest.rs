@@ -2,12 +2,8 @@
 //! replicas can be compared: the number of records, the last seq, and SHA-256 over every record
 //! in seq order (each as seq, length and the stored bytes).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use ring::digest::{Context, SHA256};
 
-use super::keys::{day_cf_name, parse_record_key, record_key};
 use super::{StoreError, StoreReader};
 
 /// What `digest` found.
@@ -29,48 +25,21 @@ impl std::fmt::Display for Digest {
     }
 }
 
-/// Reads every record in seq order. Records are partitioned by receive day and seq follows
-/// commit order, so each day is in seq order and merging the days gives the whole.
+/// Hashes every record in seq order.
 pub fn digest(reader: &StoreReader) -> Result<Digest, StoreError> {
-    let db = reader.db();
-    let read_err = |e: rocksdb::Error| StoreError::Read(e.to_string());
-    let mut iters = Vec::new();
-    for day in reader.days() {
-        let cf = db
-            .cf_handle(&day_cf_name(*day))
-            .ok_or_else(|| StoreError::Read(format!("day {day} vanished")))?;
-        let mut it = db.raw_iterator_cf(&cf);
-        it.seek(record_key(0));
-        iters.push(it);
-    }
-    let current = |it: &rocksdb::DBRawIteratorWithThreadMode<'_, super::Db>| {
-        it.key().and_then(parse_record_key)
-    };
-    let mut heap: BinaryHeap<Reverse<(u64, usize)>> = iters
-        .iter()
-        .enumerate()
-        .filter_map(|(i, it)| current(it).map(|seq| Reverse((seq, i))))
-        .collect();
     let mut hash = Context::new(&SHA256);
     let mut out = Digest {
         records: 0,
         last_seq: 0,
         sha256: [0; 32],
     };
-    while let Some(Reverse((seq, i))) = heap.pop() {
-        let it = &mut iters[i];
-        let value = it.value().unwrap_or_default();
+    reader.scan_all(&mut |seq, value| {
         hash.update(&seq.to_be_bytes());
         hash.update(&(value.len() as u64).to_be_bytes());
         hash.update(value);
         out.records += 1;
         out.last_seq = seq;
-        it.next();
-        it.status().map_err(read_err)?;
-        if let Some(next) = current(it) {
-            heap.push(Reverse((next, i)));
-        }
-    }
+    })?;
     out.sha256.copy_from_slice(hash.finish().as_ref());
     Ok(out)
 }

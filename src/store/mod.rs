@@ -23,7 +23,6 @@ use tokio::sync::watch;
 
 use keys::{day_cf_name, index_key, record_key, IndexField, IndexTerms, META_CF, NEXT_SEQ_KEY};
 pub use meta::{Control, DeadLetter};
-pub use scan::Chunk;
 
 type Db = DBWithThreadMode<MultiThreaded>;
 
@@ -105,15 +104,12 @@ impl Store {
     /// Opens (or creates) the store under `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join("store");
-        let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        std::fs::create_dir_all(&path).map_err(|e| open_err(&e))?;
+        std::fs::create_dir_all(&path).map_err(|e| open_error(&path, e))?;
         let cfs = existing_cfs(&path)
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, db_options()));
-        let db = Db::open_cf_descriptors(&db_options(), &path, cfs).map_err(|e| open_err(&e))?;
+        let db =
+            Db::open_cf_descriptors(&db_options(), &path, cfs).map_err(|e| open_error(&path, e))?;
         let next_seq = read_next_seq(&db)?;
         let day_ranges = scan::day_ranges(&db)?;
         let cluster_id = meta::ensure_cluster_id(&db)?;
@@ -222,25 +218,9 @@ impl Store {
         meta::dead_letters(&self.db, destination)
     }
 
-    /// Committed records from `from` on: at most `max_records`, and no more than `max_bytes`
-    /// unless the first record alone is larger.
-    pub fn read_from(
-        &self,
-        from: u64,
-        max_records: usize,
-        max_bytes: usize,
-    ) -> Result<Chunk, StoreError> {
-        // Not `next_seq`, whose lock is held for the length of a commit.
-        let end = *self.committed.borrow();
-        let days: Vec<i64> = {
-            let ranges = self.day_ranges.lock().unwrap_or_else(|p| p.into_inner());
-            scan::days_covering(&ranges, from, end)
-        };
-        scan::read(&self.db, &days, from, end, max_records, max_bytes)
-    }
-
-    /// Like [`Store::read_from`], but hands each record to `each` where it lies instead of
-    /// copying it out; returns where the next read starts.
+    /// Committed records from `from` on, in seq order: at most `max_records`, and no more than
+    /// `max_bytes` unless the first record alone is larger. Each is handed to `each` where it
+    /// lies rather than copied out; returns where the next read starts.
     pub fn scan_from(
         &self,
         from: u64,
@@ -248,21 +228,21 @@ impl Store {
         max_bytes: usize,
         each: &mut dyn FnMut(u64, &[u8]),
     ) -> Result<u64, StoreError> {
+        // Not `next_seq`, whose lock is held for the length of a commit.
         let end = *self.committed.borrow();
-        let days: Vec<i64> = {
-            let ranges = self.day_ranges.lock().unwrap_or_else(|p| p.into_inner());
-            scan::days_covering(&ranges, from, end)
-        };
+        let days = self.days_covering(from, end);
         scan::scan(&self.db, &days, from, end, max_records, max_bytes, each)
     }
 
     /// One record by seq, if it is stored.
     pub fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let days: Vec<i64> = {
-            let ranges = self.day_ranges.lock().unwrap_or_else(|p| p.into_inner());
-            scan::days_covering(&ranges, seq, seq + 1)
-        };
-        scan::get(&self.db, &days, seq)
+        scan::get(&self.db, &self.days_covering(seq, seq + 1), seq)
+    }
+
+    /// The days that may hold seqs in `from..end`.
+    fn days_covering(&self, from: u64, end: u64) -> Vec<i64> {
+        let ranges = self.day_ranges.lock().unwrap_or_else(|p| p.into_inner());
+        scan::days_covering(&ranges, from, end)
     }
 
     /// The column family of a day, created on first use.
@@ -309,22 +289,19 @@ impl StoreReader {
     /// Opens the store under `dir` for reading, caught up with the writer's latest commit.
     pub fn open(dir: &Path) -> Result<StoreReader, StoreError> {
         let path = dir.join("store");
-        let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
-            path: path.clone(),
-            message: e.to_string(),
-        };
         if !path.join("CURRENT").exists() {
-            return Err(open_err(&"no store here (no CURRENT file)"));
+            return Err(open_error(&path, "no store here (no CURRENT file)"));
         }
-        let scratch = tempfile::tempdir().map_err(|e| open_err(&e))?;
+        let scratch = tempfile::tempdir().map_err(|e| open_error(&path, e))?;
         let mut opts = Options::default();
         opts.set_max_open_files(-1);
         let cfs = existing_cfs(&path);
         let mut days: Vec<i64> = cfs.iter().filter_map(|n| keys::day_of_cf_name(n)).collect();
         days.sort_unstable();
         let db = Db::open_cf_as_secondary(&opts, &path, &scratch.path().to_path_buf(), cfs)
-            .map_err(|e| open_err(&e))?;
-        db.try_catch_up_with_primary().map_err(|e| open_err(&e))?;
+            .map_err(|e| open_error(&path, e))?;
+        db.try_catch_up_with_primary()
+            .map_err(|e| open_error(&path, e))?;
         Ok(StoreReader {
             db,
             days,
@@ -351,11 +328,6 @@ impl StoreReader {
         meta::dead_letters(&self.db, destination)
     }
 
-    /// The highest seq `destination` has acknowledged; `None` before its first cursor.
-    pub fn cursor(&self, destination: &str) -> Result<Option<u64>, StoreError> {
-        meta::cursor(&self.db, destination)
-    }
-
     /// The destinations that have a cursor.
     pub fn destinations(&self) -> Result<Vec<(String, u64)>, StoreError> {
         meta::cursors(&self.db)
@@ -364,6 +336,24 @@ impl StoreReader {
     /// One record by seq, if it is stored.
     pub fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         scan::get(&self.db, &self.days, seq)
+    }
+
+    /// Every record, in seq order, read in bounded chunks.
+    pub fn scan_all(&self, each: &mut dyn FnMut(u64, &[u8])) -> Result<(), StoreError> {
+        let end = self.next_seq()?;
+        let mut from = 1;
+        while from < end {
+            from = scan::scan(&self.db, &self.days, from, end, 10_000, 16 << 20, each)?;
+        }
+        Ok(())
+    }
+}
+
+/// How a store that cannot be opened says so.
+fn open_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Open {
+        path: path.to_path_buf(),
+        message: e.to_string(),
     }
 }
 
@@ -394,6 +384,15 @@ mod tests {
         assert_eq!(reader.next_seq().unwrap(), 4);
     }
 
+    /// The seqs `scan_from` hands out, and where the next read starts.
+    fn read(store: &Store, from: u64, max_records: usize, max_bytes: usize) -> (Vec<u64>, u64) {
+        let mut seqs = Vec::new();
+        let end = store
+            .scan_from(from, max_records, max_bytes, &mut |seq, _| seqs.push(seq))
+            .unwrap();
+        (seqs, end)
+    }
+
     #[test]
     fn reading_by_seq_merges_days_and_honours_bounds() {
         let dir = tempfile::tempdir().unwrap();
@@ -416,16 +415,12 @@ mod tests {
             })
             .collect();
         store.commit(&entries).unwrap();
-        let all = store.read_from(1, 100, 1 << 20).unwrap();
-        let seqs: Vec<u64> = all.records.iter().map(|r| r.0).collect();
+        let (seqs, end) = read(&store, 1, 100, 1 << 20);
         assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
-        assert_eq!(all.end, 6);
-        let two = store.read_from(2, 2, 1 << 20).unwrap();
-        assert_eq!(
-            two.records.iter().map(|r| r.0).collect::<Vec<_>>(),
-            vec![2, 3]
-        );
-        assert_eq!(two.end, 4);
+        assert_eq!(end, 6);
+        let (two, end) = read(&store, 2, 2, 1 << 20);
+        assert_eq!(two, vec![2, 3]);
+        assert_eq!(end, 4);
         let mut seen = Vec::new();
         let end = store
             .scan_from(2, 3, 1 << 20, &mut |seq, json| {
@@ -434,11 +429,11 @@ mod tests {
             .unwrap();
         assert_eq!(end, 5);
         assert_eq!(seen.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2, 3, 4]);
-        let small = store.read_from(1, 100, 10).unwrap();
-        assert_eq!(small.records.len(), 1);
-        assert_eq!(small.end, 2);
+        let (small, end) = read(&store, 1, 100, 10);
+        assert_eq!(small.len(), 1);
+        assert_eq!(end, 2);
         assert_eq!(store.get(4).unwrap().unwrap(), b"{\"n\":3}");
-        assert!(store.read_from(6, 10, 100).unwrap().records.is_empty());
+        assert!(read(&store, 6, 10, 100).0.is_empty());
         let later: Vec<Entry<'_>> = (0..3)
             .map(|_| Entry {
                 received_micros: late + 3 * day,
@@ -458,6 +453,6 @@ mod tests {
         );
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.read_from(1, 100, 1 << 20).unwrap().records.len(), 8);
+        assert_eq!(read(&store, 1, 100, 1 << 20).0.len(), 8);
     }
 }

@@ -11,14 +11,14 @@ use rocksdb::{Direction, IteratorMode, ReadOptions};
 use super::keys::{day_cf_name, day_of_cf_name, parse_record_key, record_key, RECORD_PREFIX};
 use super::{Db, StoreError};
 
-/// Records read in seq order.
+/// Records read in seq order, copied out (only where days must be merged).
 #[derive(Debug, Default)]
-pub struct Chunk {
+struct Chunk {
     /// (seq, the record's stored JSON without `seq`).
-    pub records: Vec<(u64, Vec<u8>)>,
+    records: Vec<(u64, Vec<u8>)>,
     /// Every seq below this (and at or above the start) was looked at: the next read starts
     /// here. Seqs with no record (removed by retention) are simply passed.
-    pub end: u64,
+    end: u64,
 }
 
 fn read_err(e: rocksdb::Error) -> StoreError {
@@ -63,8 +63,8 @@ pub(super) fn days_covering(ranges: &BTreeMap<i64, (u64, u64)>, from: u64, end: 
         .collect()
 }
 
-/// Reads `from..end` from `days`, bounded by count and bytes.
-pub(super) fn read(
+/// Reads `from..end` from `days`, bounded by count and bytes, merging days by seq.
+fn read(
     db: &Db,
     days: &[i64],
     from: u64,
