@@ -51,24 +51,8 @@ impl Http {
     async fn connect(&mut self) -> Result<(), String> {
         let tcp = connect_tcp(&self.dest).await?;
         let sender = match &self.tls {
-            Some(client) => {
-                let tls = tokio::time::timeout(self.dest.timeout, client.connect(tcp))
-                    .await
-                    .map_err(|_| "TLS handshake timed out".to_string())?
-                    .map_err(|e| format!("TLS handshake: {e}"))?;
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::spawn(conn);
-                sender
-            }
-            None => {
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::spawn(conn);
-                sender
-            }
+            Some(client) => http1(client.handshake(tcp, self.dest.timeout).await?).await?,
+            None => http1(tcp).await?,
         };
         self.sender = Some(sender);
         Ok(())
@@ -127,6 +111,18 @@ impl Http {
             }
         }
     }
+}
+
+/// An HTTP/1.1 client connection over `io`, its connection task running on its own.
+async fn http1<T>(io: T) -> Result<SendRequest<Full<Bytes>>, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    Ok(sender)
 }
 
 /// What one attempt at a group of items came to.

@@ -40,7 +40,7 @@ use view::RecordView;
 
 use crate::ingest::now_micros;
 use crate::shutdown::Shutdown;
-use crate::store::{Control, Store};
+use crate::store::{Control, Store, StoreError};
 use crate::write_path::CommitLog;
 use metrics::DestinationMetrics;
 
@@ -86,21 +86,23 @@ pub fn start(
     let mut tasks = Vec::new();
     let mut forwarders = Forwarders::default();
     for dest in destinations {
-        let cursor = store
-            .cursor(&dest.name)
-            .map_err(|e| format!("destination {}: {e}", dest.name))?;
-        if cursor.is_none() {
-            let seq = if dest.start_at_end {
-                store.next_seq() - 1
-            } else {
-                0
-            };
-            log.control(&[Control::SetCursor {
-                destination: dest.name.clone(),
-                seq,
-            }])
-            .map_err(|e| format!("destination {}: {e}", dest.name))?;
-        }
+        let failed = |e: StoreError| format!("destination {}: {e}", dest.name);
+        let cursor = match store.cursor(&dest.name).map_err(failed)? {
+            Some(seq) => seq,
+            None => {
+                let seq = if dest.start_at_end {
+                    store.next_seq() - 1
+                } else {
+                    0
+                };
+                log.control(&[Control::SetCursor {
+                    destination: dest.name.clone(),
+                    seq,
+                }])
+                .map_err(failed)?;
+                seq
+            }
+        };
         let (tx, rx) = mpsc::channel(4);
         forwarders.replay.insert(dest.name.clone(), tx);
         let task = Task {
@@ -111,7 +113,12 @@ pub fn start(
             log: log.clone(),
         };
         tracing::info!(destination = %dest.name, url = %dest.url, "forwarding");
-        tasks.push(tokio::spawn(task.run(rx, hangup.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(task.run(
+            cursor,
+            rx,
+            hangup.clone(),
+            shutdown.clone(),
+        )));
     }
     Ok((tasks, forwarders))
 }
@@ -274,21 +281,16 @@ impl Task {
         (out, gone, Vec::new())
     }
 
+    /// Forwards from `cursor` (the highest seq already acknowledged) until shutdown.
     async fn run(
         self,
+        mut cursor: u64,
         mut replay_rx: mpsc::Receiver<ReplayRequest>,
         hangup: watch::Receiver<u64>,
         mut shutdown: Shutdown,
     ) {
         let this = Arc::new(self);
         let name = this.dest.name.clone();
-        let mut cursor = match this.store.cursor(&name) {
-            Ok(c) => c.unwrap_or(0),
-            Err(e) => {
-                tracing::error!(destination = %name, error = %e, "cannot read the cursor; not forwarding");
-                return;
-            }
-        };
         let mut persisted = cursor;
         let mut next = cursor + 1;
         let mut committed = this.store.subscribe();
@@ -339,7 +341,7 @@ impl Task {
                                     seq,
                                 });
                             }
-                            prepared = Some((p, None, seqs));
+                            prepared = Some((p, None));
                         }
                         Err(e) => {
                             tracing::error!(destination = %name, error = %e, "replay read task failed");
@@ -369,7 +371,7 @@ impl Task {
                             Ok(Ok(p)) => {
                                 let upto = p.end - 1;
                                 next = p.end;
-                                prepared = Some((p, Some(upto), Vec::new()));
+                                prepared = Some((p, Some(upto)));
                             }
                             Ok(Err(e)) => {
                                 tracing::error!(destination = %name, error = %e, "cannot read the store; retrying in a second");
@@ -382,7 +384,7 @@ impl Task {
                         }
                     }
                 }
-                if let Some((p, upto, _)) = prepared {
+                if let Some((p, upto)) = prepared {
                     this.metrics.filtered.increment(p.filtered);
                     let id = next_id;
                     next_id += 1;
@@ -429,10 +431,7 @@ impl Task {
                 },
                 ack = ack_rx.recv() => match ack {
                     Some(ack) => {
-                        if let Some(p) = pending.iter_mut().find(|p| p.id == ack.id) {
-                            p.done = Some(ack.dead);
-                        }
-                        this.settle(&mut pending, &mut cursor, &mut controls, &mut replaying);
+                        this.acknowledged(ack, &mut pending, &mut cursor, &mut controls, &mut replaying)
                     }
                     None => {
                         tracing::error!(destination = %name, "sink stopped");
@@ -483,10 +482,7 @@ impl Task {
             tokio::select! {
                 ack = ack_rx.recv() => match ack {
                     Some(ack) => {
-                        if let Some(p) = pending.iter_mut().find(|p| p.id == ack.id) {
-                            p.done = Some(ack.dead);
-                        }
-                        this.settle(&mut pending, &mut cursor, &mut controls, &mut replaying);
+                        this.acknowledged(ack, &mut pending, &mut cursor, &mut controls, &mut replaying)
                     }
                     None => break,
                 },
@@ -505,6 +501,21 @@ impl Task {
                 "cursor saved"
             );
         }
+    }
+
+    /// Takes the sink's word for one batch, then settles what that completes.
+    fn acknowledged(
+        &self,
+        ack: Ack,
+        pending: &mut VecDeque<Pending>,
+        cursor: &mut u64,
+        controls: &mut Vec<Control>,
+        replaying: &mut std::collections::HashSet<u64>,
+    ) {
+        if let Some(p) = pending.iter_mut().find(|p| p.id == ack.id) {
+            p.done = Some(ack.dead);
+        }
+        self.settle(pending, cursor, controls, replaying);
     }
 
     /// Pops the acknowledged prefix of `pending`: moves the cursor and queues dead letters.

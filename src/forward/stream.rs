@@ -97,6 +97,21 @@ struct Connection {
     reader: tokio::task::JoinHandle<()>,
 }
 
+/// Splits `stream`, reading on a task of its own: a syslog receiver never writes, so a read
+/// that returns means the connection is over, and `closed` says so.
+fn watch_reads<S>(stream: S, closed: oneshot::Sender<()>) -> (tokio::task::JoinHandle<()>, Writer)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut r, w) = tokio::io::split(stream);
+    let task = tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while matches!(r.read(&mut buf).await, Ok(n) if n > 0) {}
+        let _ = closed.send(());
+    });
+    (task, Box::new(w))
+}
+
 async fn open(ctx: &SinkContext, tls: Option<&Client>) -> Result<Connection, String> {
     let tcp = connect_tcp(&ctx.dest).await?;
     let fd = tcp.as_raw_fd();
@@ -106,30 +121,9 @@ async fn open(ctx: &SinkContext, tls: Option<&Client>) -> Result<Connection, Str
         written: written.clone(),
     };
     let (tx, closed) = oneshot::channel();
-    // A syslog receiver never writes: a read returning means the connection is over.
-    let (reader, writer): (tokio::task::JoinHandle<()>, Writer) = match tls {
-        Some(client) => {
-            let stream = tokio::time::timeout(ctx.dest.timeout, client.connect(counting))
-                .await
-                .map_err(|_| "TLS handshake timed out".to_string())?
-                .map_err(|e| format!("TLS handshake: {e}"))?;
-            let (mut r, w) = tokio::io::split(stream);
-            let task = tokio::spawn(async move {
-                let mut buf = [0u8; 512];
-                while matches!(r.read(&mut buf).await, Ok(n) if n > 0) {}
-                let _ = tx.send(());
-            });
-            (task, Box::new(w))
-        }
-        None => {
-            let (mut r, w) = tokio::io::split(counting);
-            let task = tokio::spawn(async move {
-                let mut buf = [0u8; 512];
-                while matches!(r.read(&mut buf).await, Ok(n) if n > 0) {}
-                let _ = tx.send(());
-            });
-            (task, Box::new(w))
-        }
+    let (reader, writer) = match tls {
+        Some(client) => watch_reads(client.handshake(counting, ctx.dest.timeout).await?, tx),
+        None => watch_reads(counting, tx),
     };
     Ok(Connection {
         writer,

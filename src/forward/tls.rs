@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{PrivateKeyDer, ServerName};
@@ -63,11 +64,15 @@ impl Client {
         })
     }
 
-    pub async fn connect<S>(&self, stream: S) -> std::io::Result<TlsStream<S>>
+    /// The TLS handshake over `stream`, given up on after `timeout`.
+    pub async fn handshake<S>(&self, stream: S, timeout: Duration) -> Result<TlsStream<S>, String>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
-        self.connector.connect(self.name.clone(), stream).await
+        tokio::time::timeout(timeout, self.connector.connect(self.name.clone(), stream))
+            .await
+            .map_err(|_| "TLS handshake timed out".to_string())?
+            .map_err(|e| format!("TLS handshake: {e}"))
     }
 }
 
