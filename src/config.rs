@@ -219,19 +219,25 @@ pub fn parse_offset(text: &str) -> Option<i16> {
     (hours <= 23 && minutes <= 59).then_some(sign * (hours * 60 + minutes))
 }
 
+/// A count, size or duration that must be above zero, or its default when not given.
+pub(crate) fn positive_or<T: PartialOrd + Default + fmt::Display>(
+    value: Option<T>,
+    default: T,
+) -> Result<T, String> {
+    match value {
+        Some(v) if v <= T::default() => Err(format!("must be greater than 0, got {v}")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
+}
+
 fn positive<T: PartialOrd + Default + fmt::Display>(
     file: &str,
     key: &str,
     value: Option<T>,
     default: T,
 ) -> Result<T, ConfigError> {
-    match value {
-        Some(v) if v <= T::default() => {
-            Err(err(file, key, format!("must be greater than 0, got {v}")))
-        }
-        Some(v) => Ok(v),
-        None => Ok(default),
-    }
+    positive_or(value, default).map_err(|m| err(file, key, m))
 }
 
 fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Config, ConfigError> {

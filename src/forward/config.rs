@@ -273,12 +273,12 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
-fn positive(key: &str, value: Option<u64>, default: u64) -> Result<u64, (String, String)> {
-    match value {
-        Some(0) => Err((key.to_string(), "must be greater than 0".into())),
-        Some(v) => Ok(v),
-        None => Ok(default),
-    }
+fn positive<T: PartialOrd + Default + std::fmt::Display>(
+    key: &str,
+    value: Option<T>,
+    default: T,
+) -> Result<T, (String, String)> {
+    crate::config::positive_or(value, default).map_err(|m| (key.to_string(), m))
 }
 
 impl Destination {
@@ -462,20 +462,16 @@ impl Destination {
             sourcetype: section.sourcetype.clone(),
             batch_max_records: positive(
                 "batch_max_records",
-                section.batch_max_records.map(|v| v as u64),
-                defaults::BATCH_MAX_RECORDS as u64,
-            )? as usize,
+                section.batch_max_records,
+                defaults::BATCH_MAX_RECORDS,
+            )?,
             batch_max_bytes: positive(
                 "batch_max_bytes",
-                section.batch_max_bytes.map(|v| v as u64),
-                defaults::BATCH_MAX_BYTES as u64,
-            )? as usize,
+                section.batch_max_bytes,
+                defaults::BATCH_MAX_BYTES,
+            )?,
             linger: ms(section.linger_ms.unwrap_or(defaults::LINGER_MS)),
-            in_flight: positive(
-                "in_flight",
-                section.in_flight.map(|v| v as u64),
-                defaults::IN_FLIGHT as u64,
-            )? as usize,
+            in_flight: positive("in_flight", section.in_flight, defaults::IN_FLIGHT)?,
             settle: ms(section.settle_ms.unwrap_or(defaults::SETTLE_MS)),
             timeout: secs(positive(
                 "timeout_secs",
