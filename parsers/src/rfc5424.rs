@@ -457,10 +457,20 @@ pub fn parse_rfc5424(
     })
 }
 
-/// Where STRUCTURED-DATA sits in a well-formed RFC 5424 message, as `(start, end)` byte
-/// offsets (`-` is one byte). A relay adding its own SD element inserts it there and leaves
-/// every other byte as it came.
-pub fn structured_data_span(input: &[u8]) -> Option<(usize, usize)> {
+/// Where STRUCTURED-DATA sits in a well-formed RFC 5424 message, as byte offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdSpan {
+    /// STRUCTURED-DATA as a whole, `start..end` (`-` is one byte).
+    pub start: usize,
+    pub end: usize,
+    /// The first element whose SD-ID is the one asked for, if any.
+    pub element: Option<(usize, usize)>,
+}
+
+/// Finds STRUCTURED-DATA, and the element with SD-ID `id`, in a well-formed RFC 5424 message,
+/// with the same grammar as the parser. A relay adding its own element inserts it there (or
+/// replaces its earlier copy) and leaves every other byte as it came.
+pub fn structured_data_span(input: &[u8], id: &str) -> Option<SdSpan> {
     let cur = Cursor::new(input);
     let (rest, _) = parse_pri(input).ok()?;
     let (rest, _) = version(&cur, rest).ok()?;
@@ -468,13 +478,29 @@ pub fn structured_data_span(input: &[u8]) -> Option<(usize, usize)> {
     let (rest, _) = header_field(&cur, rest, MAX_HOSTNAME, Rfc5424ErrorKind::Hostname).ok()?;
     let (rest, _) = header_field(&cur, rest, MAX_APP_NAME, Rfc5424ErrorKind::AppName).ok()?;
     let (rest, _) = header_field(&cur, rest, MAX_PROCID, Rfc5424ErrorKind::ProcId).ok()?;
-    let (rest, _) = header_field(&cur, rest, MAX_MSGID, Rfc5424ErrorKind::MsgId).ok()?;
-    let start = input.len() - rest.len();
-    let options = Rfc5424Options {
-        allow_duplicate_sd_ids: true,
-    };
-    let (rest, _) = structured_data(&cur, rest, options).ok()?;
-    Some((start, input.len() - rest.len()))
+    let (mut rest, _) = header_field(&cur, rest, MAX_MSGID, Rfc5424ErrorKind::MsgId).ok()?;
+    let offset = |r: &[u8]| input.len() - r.len();
+    let start = offset(rest);
+    let mut element = None;
+    if let Some(r) = rest.strip_prefix(b"-") {
+        rest = r;
+    } else {
+        if rest.first() != Some(&b'[') {
+            return None;
+        }
+        while rest.first() == Some(&b'[') {
+            let (r, e) = sd_element(&cur, rest).ok()?;
+            if e.id == id && element.is_none() {
+                element = Some((offset(rest), offset(r)));
+            }
+            rest = r;
+        }
+    }
+    Some(SdSpan {
+        start,
+        end: offset(rest),
+        element,
+    })
 }
 
 #[cfg(test)]
@@ -484,12 +510,15 @@ mod tests {
     #[test]
     fn structured_data_span_finds_nil_and_elements() {
         let nil = b"<13>1 2003-10-11T22:14:15.003Z host app - - - hi";
-        let (s, e) = structured_data_span(nil).unwrap();
-        assert_eq!(&nil[s..e], b"-");
+        let span = structured_data_span(nil, "y@1").unwrap();
+        assert_eq!(&nil[span.start..span.end], b"-");
+        assert_eq!(span.element, None);
         let sd = br#"<13>1 - h a p m [x@1 a="\]"][y@1] msg ] x"#;
-        let (s, e) = structured_data_span(sd).unwrap();
-        assert_eq!(&sd[s..e], br#"[x@1 a="\]"][y@1]"#);
-        assert_eq!(structured_data_span(b"<13>Oct 11 host: x"), None);
+        let span = structured_data_span(sd, "y@1").unwrap();
+        assert_eq!(&sd[span.start..span.end], br#"[x@1 a="\]"][y@1]"#);
+        let (from, to) = span.element.unwrap();
+        assert_eq!(&sd[from..to], b"[y@1]");
+        assert_eq!(structured_data_span(b"<13>Oct 11 host: x", "y@1"), None);
     }
 
     const STRICT: Rfc5424Options = Rfc5424Options {

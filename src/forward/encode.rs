@@ -223,50 +223,20 @@ impl Encoder {
 /// Writes RFC 5424 message `raw` with `element` added after its structured data (replacing a
 /// nil `-`), every other byte as it came. False if `raw` is not well-formed RFC 5424.
 fn insert_element(raw: &[u8], element: impl FnOnce(&mut Vec<u8>), out: &mut Vec<u8>) -> bool {
-    let Some((start, end)) = structured_data_span(raw) else {
+    let Some(span) = structured_data_span(raw, SD_ID) else {
         return false;
     };
     // A message that already passed through a relay carries its element: replace it, as an
     // SD-ID may appear only once (RFC 5424 §6.3.2); this hop's seq is the one to dedupe on.
-    if let Some((from, to)) = own_element(&raw[start..end]) {
-        out.extend_from_slice(&raw[..start + from]);
-        element(out);
-        out.extend_from_slice(&raw[start + to..]);
-        return true;
-    }
-    let keep = if &raw[start..end] == b"-" { start } else { end };
-    out.extend_from_slice(&raw[..keep]);
+    let (before, after) = match span.element {
+        Some(earlier) => earlier,
+        None if &raw[span.start..span.end] == b"-" => (span.start, span.end),
+        None => (span.end, span.end),
+    };
+    out.extend_from_slice(&raw[..before]);
     element(out);
-    out.extend_from_slice(&raw[end..]);
+    out.extend_from_slice(&raw[after..]);
     true
-}
-
-/// Where an `[auditrelay@32473 …]` element lies in well-formed STRUCTURED-DATA.
-fn own_element(sd: &[u8]) -> Option<(usize, usize)> {
-    let head = format!("[{SD_ID} ");
-    let mut i = 0;
-    while i < sd.len() {
-        // At the start of an element.
-        let elem_start = i;
-        let mut in_value = false;
-        i += 1;
-        while i < sd.len() {
-            match sd[i] {
-                b'\\' if in_value => i += 1,
-                b'"' => in_value = !in_value,
-                b']' if !in_value => break,
-                _ => {}
-            }
-            i += 1;
-        }
-        i += 1;
-        if sd[elem_start..].starts_with(head.as_bytes())
-            || sd[elem_start..i.min(sd.len())] == *format!("[{SD_ID}]").as_bytes()
-        {
-            return Some((elem_start, i.min(sd.len())));
-        }
-    }
-    None
 }
 
 /// Appends `n` in decimal.
