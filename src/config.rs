@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::forward::{Destination, ForwardSection};
 use crate::ingest::url::{ListenerUrl, Transport};
+use crate::replication::{ClusterConfig, ClusterSection};
 use crate::source_match::SourceMatch;
 
 /// Defaults a relay needs without any configuration.
@@ -69,6 +70,8 @@ pub struct ConfigFile {
     /// Destinations records are forwarded to, each with its own cursor.
     #[serde(default, rename = "forward")]
     pub forwards: Vec<ForwardSection>,
+    /// Replication; without it the relay is a one-member cluster.
+    pub cluster: Option<ClusterSection>,
 }
 
 /// `[http]`: the metrics and health endpoint.
@@ -159,6 +162,7 @@ pub struct Config {
     pub zones: Vec<(SourceMatch, i16)>,
     pub key_values: bool,
     pub destinations: Vec<Destination>,
+    pub cluster: ClusterConfig,
 }
 
 /// What the command line adds to (or, without `--config`, replaces) the file.
@@ -420,6 +424,10 @@ fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Con
     }
     zones.sort_by_key(|(m, _)| std::cmp::Reverse(m.specificity()));
     let destinations = destinations(&parsed.forwards, file, overrides)?;
+    let cluster = match &parsed.cluster {
+        Some(section) => ClusterConfig::from_section(section).map_err(|(k, m)| err(file, k, m))?,
+        None => ClusterConfig::default(),
+    };
     let batch = &parsed.batch;
     Ok(Config {
         data_dir,
@@ -448,6 +456,7 @@ fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Con
         zones,
         key_values: parsed.parse.key_values.unwrap_or(false),
         destinations,
+        cluster,
     })
 }
 

@@ -2,10 +2,9 @@
 //! while the relay runs); replaying asks the running relay, whose forwarder for that
 //! destination sends them again and releases each one the receiver takes.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use auditrelay_parsers::timestamp::DateTime;
 
@@ -50,30 +49,9 @@ pub fn list(data_dir: &Path, destination: &str, out: &mut dyn Write) -> Result<u
 
 /// Asks the relay at `http` to send `destination`'s dead letters again; returns its answer.
 pub fn replay(http: SocketAddr, destination: &str) -> Result<String, String> {
-    let mut s = TcpStream::connect_timeout(&http, Duration::from_secs(5))
-        .map_err(|e| format!("{http}: {e} (is the relay running with --http {http}?)"))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "POST /dlq/replay?destination={destination} HTTP/1.0\r\nHost: {http}\r\nContent-Length: 0\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
-    let status: u16 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .trim()
-        .to_string();
-    if status == 202 {
-        Ok(body)
-    } else {
-        Err(format!("the relay answered {status}: {body}"))
+    let path = format!("/dlq/replay?destination={destination}");
+    match crate::ops_client::request(http, "POST", &path)? {
+        (202, body) => Ok(body),
+        (status, body) => Err(format!("the relay answered {status}: {body}")),
     }
 }

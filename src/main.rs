@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,6 +55,58 @@ enum Command {
     /// The records a destination refused for good (its dead-letter set).
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The replicated cluster, through a running node's operations endpoint.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Print this node's view of the cluster as JSON: role, term, leader, indexes, members.
+    Status {
+        /// The node's operations endpoint (its --http address).
+        #[arg(long)]
+        http: SocketAddr,
+    },
+    /// Add a node (started with `join = true`): it catches up, then becomes a voting member.
+    /// Node ids are never reused.
+    Add {
+        /// The new node's id, higher than any id the cluster has had.
+        id: u64,
+        /// The new node's peer address (its cluster.listen or cluster.advertise).
+        address: String,
+        /// Any member's operations endpoint; the leader carries the change out.
+        #[arg(long)]
+        http: SocketAddr,
+    },
+    /// Remove a node from the cluster.
+    Remove {
+        /// The node's id.
+        id: u64,
+        /// Any member's operations endpoint.
+        #[arg(long)]
+        http: SocketAddr,
+    },
+}
+
+/// Sends a cluster command to the node at `http` and prints its answer.
+fn run_cluster(command: ClusterCommand) -> Result<(), String> {
+    let (http, method, path) = match command {
+        ClusterCommand::Status { http } => (http, "GET", "/cluster/status".to_string()),
+        ClusterCommand::Add { id, address, http } => (
+            http,
+            "POST",
+            format!("/cluster/add?id={id}&address={address}"),
+        ),
+        ClusterCommand::Remove { id, http } => (http, "POST", format!("/cluster/remove?id={id}")),
+    };
+    match auditrelay::ops_client::request(http, method, &path)? {
+        (200, body) => {
+            println!("{body}");
+            Ok(())
+        }
+        (status, body) => Err(format!("the node answered {status}: {body}")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -209,7 +262,8 @@ fn run_relay(args: RunArgs) -> Result<(), String> {
         .with_writer(io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // Raft's own info lines narrate every vote; ours say what matters.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -306,6 +360,7 @@ fn main() -> ExitCode {
         Command::Dlq(DlqCommand::Replay { destination, http }) => {
             auditrelay::dlq::replay(http, &destination).map(|answer| println!("{answer}"))
         }
+        Command::Cluster(command) => run_cluster(command),
         Command::Parse(args) => match run_parse(args) {
             // The reader went away (`| head`): not a failure of ours.
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),

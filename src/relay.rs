@@ -9,14 +9,16 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
+use crate::forward::Forwarders;
 use crate::ingest::stream::Protocol;
 use crate::ingest::tls::{ensure_self_signed, TlsFiles, TlsReloader, POLL_INTERVAL};
 use crate::ingest::url::Transport;
 use crate::ingest::{stream, udp, Ingest};
 use crate::metrics::{self, ListenerMetrics};
+use crate::replication::Replica;
 use crate::shutdown;
 use crate::store::Store;
-use crate::write_path::{run_batcher, BatchLimits, CommitLog, LocalCommitLog};
+use crate::write_path::{run_batcher, BatchLimits, CommitLog};
 
 /// How often the kernel's UDP drop counter is read.
 const SNMP_POLL: Duration = Duration::from_secs(2);
@@ -27,20 +29,23 @@ pub async fn run(config: Config) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
     let store = Arc::new(Store::open(&config.data_dir).map_err(|e| e.to_string())?);
-    tracing::info!(store = %store.path().display(), next_seq = store.next_seq(), cluster = store.cluster_id(), "store open");
+    tracing::info!(store = %store.path().display(), next_seq = store.next_seq(), cluster = ?store.cluster_id(), "store open");
     ::metrics::gauge!(metrics::NEXT_SEQ).set(store.next_seq() as f64);
-    let log: Arc<dyn CommitLog> = Arc::new(LocalCommitLog::new(store.clone()));
+    let replica = Replica::start(&config.cluster, &config.data_dir, store.clone()).await?;
+    let log: Arc<dyn CommitLog> = replica.clone();
 
     let (trigger, shutdown) = shutdown::channel();
     let (hangup_tx, hangup) = watch::channel(0u64);
     let mut hangup_signal = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let (forwarders, forwarding) = crate::forward::start(
-        &config.destinations,
+    let (forwarding_tx, forwarding) = watch::channel(Forwarders::default());
+    let forwarders = tokio::spawn(forward_while_leading(
+        config.destinations.clone(),
         store.clone(),
-        log.clone(),
+        replica.clone(),
         hangup.clone(),
-        &shutdown,
-    )?;
+        forwarding_tx,
+        shutdown.clone(),
+    ));
     let (pipeline, records) = mpsc::channel(config.pipeline_capacity);
     let (healthy_tx, healthy) = watch::channel(true);
     let limits = BatchLimits {
@@ -108,6 +113,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             metrics: handle,
             ready: ready.clone(),
             forwarding,
+            replica: replica.clone(),
         };
         tokio::spawn(crate::http::serve(endpoint, status, shutdown.clone()));
     }
@@ -122,7 +128,12 @@ pub async fn run(config: Config) -> Result<(), String> {
             return Err(format!("listener {name} failed to start (see the log)"));
         }
     }
-    tokio::spawn(track_readiness(healthy, ready_tx, shutdown.clone()));
+    tokio::spawn(track_readiness(
+        healthy,
+        replica.ready(),
+        ready_tx,
+        shutdown.clone(),
+    ));
 
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -148,27 +159,104 @@ pub async fn run(config: Config) -> Result<(), String> {
     // the rest and returns.
     batcher.await.map_err(|e| e.to_string())?;
     // Forwarders stopped sending at the trigger; each saves its cursor before returning.
-    for task in forwarders {
-        if tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("a forwarder did not save its cursor in time; it resends on start");
-        }
+    if let Err(e) = forwarders.await {
+        tracing::error!(error = %e, "forwarding task failed");
     }
+    replica.stop().await;
     tracing::info!("everything received is committed; exiting");
     Ok(())
 }
 
+/// Runs forwarding while this node leads: started (from the replicated cursors) when it
+/// becomes leader, stopped when it no longer is, so that one node sends at a time.
+async fn forward_while_leading(
+    destinations: Vec<crate::forward::Destination>,
+    store: Arc<Store>,
+    replica: Arc<Replica>,
+    hangup: watch::Receiver<u64>,
+    registry: watch::Sender<Forwarders>,
+    mut shutdown: shutdown::Shutdown,
+) {
+    let mut leader = replica.leader();
+    loop {
+        tokio::select! {
+            r = leader.wait_for(|l| *l) => if r.is_err() { return },
+            _ = shutdown.wait() => return,
+        }
+        if destinations.is_empty() {
+            tokio::select! {
+                _ = leader.wait_for(|l| !*l) => continue,
+                _ = shutdown.wait() => return,
+            }
+        }
+        if let Err(e) = replica.ensure_cluster_id().await {
+            tracing::warn!(error = %e, "cannot name the cluster yet; forwarding waits");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        let (stop, term) = shutdown::channel();
+        let log: Arc<dyn CommitLog> = replica.clone();
+        let started = {
+            let (destinations, store, hangup) =
+                (destinations.clone(), store.clone(), hangup.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::forward::start(&destinations, store, log, hangup, &term)
+            })
+            .await
+        };
+        let tasks = match started {
+            Ok(Ok((tasks, registered))) => {
+                registry.send_replace(registered);
+                tracing::info!("leading: forwarding started");
+                tasks
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "forwarding could not start; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "forwarding start-up failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let stopping = tokio::select! {
+            _ = leader.wait_for(|l| !*l) => false,
+            _ = shutdown.wait() => true,
+        };
+        if !stopping {
+            tracing::info!("no longer leading: forwarding stops");
+        }
+        stop.trigger();
+        registry.send_replace(Forwarders::default());
+        for task in tasks {
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a forwarder did not save its cursor in time; it resends");
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
 async fn track_readiness(
     mut healthy: watch::Receiver<bool>,
+    mut majority: watch::Receiver<bool>,
     ready: watch::Sender<bool>,
     mut shutdown: shutdown::Shutdown,
 ) {
     loop {
-        let _ = ready.send(*healthy.borrow_and_update() && !shutdown.is_set());
+        let now =
+            *healthy.borrow_and_update() && *majority.borrow_and_update() && !shutdown.is_set();
+        let _ = ready.send(now);
         tokio::select! {
             r = healthy.changed() => if r.is_err() { break },
+            r = majority.changed() => if r.is_err() { break },
             _ = shutdown.wait() => { let _ = ready.send(false); break },
         }
     }

@@ -400,7 +400,7 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
     let dest = ctx.dest.clone();
     let tls = match &dest.tls {
         Some(t) => loop {
-            match Client::new(&dest, t) {
+            match Client::new(&dest.host, t) {
                 Ok(c) => break Some(c),
                 Err(e) => {
                     tracing::error!(destination = %dest.name, error = %e, "TLS setup failed; retrying");

@@ -23,7 +23,7 @@ mod relp;
 mod sink;
 mod stream;
 mod tcp_ack;
-mod tls;
+pub(crate) mod tls;
 mod udp;
 pub mod view;
 
@@ -62,7 +62,9 @@ impl Forwarders {
         let tx = self
             .replay
             .get(destination)
-            .ok_or_else(|| format!("no destination named {destination:?}"))?;
+            .ok_or_else(|| {
+                format!("no destination named {destination:?} forwards here (forwarding runs on the leader)")
+            })?;
         let (reply, answer) = oneshot::channel();
         tx.send(reply)
             .await
@@ -85,6 +87,7 @@ pub fn start(
 ) -> Result<(Vec<tokio::task::JoinHandle<()>>, Forwarders), String> {
     let mut tasks = Vec::new();
     let mut forwarders = Forwarders::default();
+    let cluster_id = store.cluster_id().unwrap_or_default();
     for dest in destinations {
         let failed = |e: StoreError| format!("destination {}: {e}", dest.name);
         let cursor = match store.cursor(&dest.name).map_err(failed)? {
@@ -107,7 +110,7 @@ pub fn start(
         forwarders.replay.insert(dest.name.clone(), tx);
         let task = Task {
             dest: Arc::new(dest.clone()),
-            encoder: Arc::new(Encoder::new(dest, store.cluster_id())),
+            encoder: Arc::new(Encoder::new(dest, &cluster_id)),
             metrics: DestinationMetrics::new(&dest.name),
             store: store.clone(),
             log: log.clone(),

@@ -156,7 +156,7 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
     let name = ctx.dest.name.clone();
     let tls = match (&ctx.dest.tls, ctx.dest.kind) {
         (Some(t), Kind::SyslogTls) => loop {
-            match Client::new(&ctx.dest, t) {
+            match Client::new(&ctx.dest.host, t) {
                 Ok(c) => break Some(c),
                 Err(e) => {
                     tracing::error!(destination = %name, error = %e, "TLS setup failed; retrying");

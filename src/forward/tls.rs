@@ -13,6 +13,7 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
 use super::config::{Destination, TlsClient, SYSTEM_CAS};
+
 use crate::ingest::tls::{provider, read_certs};
 
 /// A connector for one destination, with the name its server must prove.
@@ -23,7 +24,9 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(dest: &Destination, tls: &TlsClient) -> Result<Client, String> {
+    /// A connector trusting `tls.ca` (or the system's CAs), proving `tls.server_name` or else
+    /// `host`.
+    pub fn new(host: &str, tls: &TlsClient) -> Result<Client, String> {
         let mut roots = RootCertStore::empty();
         match &tls.ca {
             Some(ca) => {
@@ -55,7 +58,7 @@ impl Client {
             }
             _ => builder.with_no_client_auth(),
         };
-        let host = tls.server_name.clone().unwrap_or_else(|| dest.host.clone());
+        let host = tls.server_name.clone().unwrap_or_else(|| host.to_string());
         let name = ServerName::try_from(host.clone())
             .map_err(|e| format!("{host:?} is not a server name: {e}"))?;
         Ok(Client {

@@ -5,7 +5,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
+use rocksdb::{Direction, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 use super::keys::META_CF;
@@ -16,7 +16,7 @@ const DLQ_PREFIX: &[u8] = b"dlq/";
 const CLUSTER_ID_KEY: &[u8] = b"cluster_id";
 
 /// A change to forwarding state, committed like records are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Control {
     /// `destination` has acknowledged every record up to `seq`.
     SetCursor { destination: String, seq: u64 },
@@ -29,6 +29,9 @@ pub enum Control {
     },
     /// A replayed dead letter was delivered.
     Release { destination: String, seq: u64 },
+    /// Names the cluster, unless it already has a name: the first one committed wins, so
+    /// every replica ends up with the same id whoever proposed it.
+    SetClusterId { id: String },
 }
 
 /// A record a destination refused.
@@ -69,10 +72,10 @@ fn read_err(e: rocksdb::Error) -> StoreError {
     StoreError::Read(e.to_string())
 }
 
-/// Applies `ops` in one synced write.
-pub(super) fn apply(db: &Db, ops: &[Control]) -> Result<(), StoreError> {
+/// Adds `ops` to `batch`.
+pub(super) fn stage(db: &Db, batch: &mut WriteBatch, ops: &[Control]) -> Result<(), StoreError> {
     let meta = meta_cf(db)?;
-    let mut batch = WriteBatch::default();
+    let mut named = cluster_id(db)?.is_some();
     for op in ops {
         match op {
             Control::SetCursor { destination, seq } => {
@@ -94,12 +97,15 @@ pub(super) fn apply(db: &Db, ops: &[Control]) -> Result<(), StoreError> {
             Control::Release { destination, seq } => {
                 batch.delete_cf(&meta, dlq_key(destination, *seq))
             }
+            Control::SetClusterId { id } => {
+                if !named {
+                    batch.put_cf(&meta, CLUSTER_ID_KEY, id.as_bytes());
+                    named = true;
+                }
+            }
         }
     }
-    let mut write = WriteOptions::default();
-    write.set_sync(true);
-    db.write_opt(batch, &write)
-        .map_err(|e| StoreError::Write(e.to_string()))
+    Ok(())
 }
 
 fn be_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
@@ -153,18 +159,17 @@ pub(super) fn dead_letters(db: &Db, destination: &str) -> Result<Vec<DeadLetter>
     Ok(out)
 }
 
-/// The cluster id, created (random, 16 hex digits) when the store is new.
-pub(super) fn ensure_cluster_id(db: &Db) -> Result<String, StoreError> {
-    let meta = meta_cf(db)?;
-    if let Some(v) = db.get_cf(&meta, CLUSTER_ID_KEY).map_err(read_err)? {
-        return String::from_utf8(v).map_err(|_| StoreError::Corrupt("cluster id".into()));
-    }
-    let id = format!("{:016x}", random_u64());
-    let mut write = WriteOptions::default();
-    write.set_sync(true);
-    db.put_cf_opt(&meta, CLUSTER_ID_KEY, id.as_bytes(), &write)
-        .map_err(|e| StoreError::Write(e.to_string()))?;
-    Ok(id)
+/// The cluster id, once one was committed (see [`Control::SetClusterId`]).
+pub(super) fn cluster_id(db: &Db) -> Result<Option<String>, StoreError> {
+    db.get_cf(&meta_cf(db)?, CLUSTER_ID_KEY)
+        .map_err(read_err)?
+        .map(|v| String::from_utf8(v).map_err(|_| StoreError::Corrupt("cluster id".into())))
+        .transpose()
+}
+
+/// A new cluster id: random, 16 hex digits.
+pub fn new_cluster_id() -> String {
+    format!("{:016x}", random_u64())
 }
 
 /// 64 random bits from the standard library's per-process randomly keyed hasher.
@@ -209,15 +214,25 @@ mod tests {
                 ])
                 .unwrap();
             store
-                .apply_control(&[Control::Release {
-                    destination: "ab".into(),
-                    seq: 4,
-                }])
+                .apply_control(&[
+                    Control::Release {
+                        destination: "ab".into(),
+                        seq: 4,
+                    },
+                    Control::SetClusterId { id: "first".into() },
+                    Control::SetClusterId {
+                        id: "second".into(),
+                    },
+                ])
                 .unwrap();
-            store.cluster_id().to_string()
+            store
+                .apply_control(&[Control::SetClusterId { id: "third".into() }])
+                .unwrap();
+            store.cluster_id().unwrap()
         };
+        assert_eq!(id, "first", "the first id committed wins");
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.cluster_id(), id);
+        assert_eq!(store.cluster_id().as_deref(), Some("first"));
         assert_eq!(store.cursor("a").unwrap(), Some(7));
         assert_eq!(store.cursor("b").unwrap(), None);
         assert_eq!(

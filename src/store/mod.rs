@@ -50,6 +50,13 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// One part of an atomic write: a batch of records or control commands.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    Records(&'a [Entry<'a>]),
+    Control(&'a [Control]),
+}
+
 /// One record to commit: everything decided before proposing.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {
@@ -97,7 +104,8 @@ pub struct Store {
     day_ranges: Mutex<BTreeMap<i64, (u64, u64)>>,
     /// The next seq after the latest commit, for readers waiting for new records.
     committed: watch::Sender<u64>,
-    cluster_id: String,
+    /// Named by the first [`Control::SetClusterId`] committed.
+    cluster_id: Mutex<Option<String>>,
 }
 
 impl Store {
@@ -112,20 +120,24 @@ impl Store {
             Db::open_cf_descriptors(&db_options(), &path, cfs).map_err(|e| open_error(&path, e))?;
         let next_seq = read_next_seq(&db)?;
         let day_ranges = scan::day_ranges(&db)?;
-        let cluster_id = meta::ensure_cluster_id(&db)?;
+        let cluster_id = meta::cluster_id(&db)?;
         Ok(Store {
             db,
             path,
             next_seq: Mutex::new(next_seq),
             day_ranges: Mutex::new(day_ranges),
             committed: watch::channel(next_seq).0,
-            cluster_id,
+            cluster_id: Mutex::new(cluster_id),
         })
     }
 
-    /// The cluster's identity, created with the store and carried downstream with each `seq`.
-    pub fn cluster_id(&self) -> &str {
-        &self.cluster_id
+    /// The cluster's identity, carried downstream with each `seq`; `None` until the first
+    /// leader names the cluster.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Follows the next seq after each commit.
@@ -145,18 +157,110 @@ impl Store {
 
     /// Writes a batch atomically with a synced WAL and returns the seqs it was given.
     pub fn commit(&self, entries: &[Entry<'_>]) -> Result<SeqRange, StoreError> {
+        let ranges = self.apply(&[Change::Records(entries)], &[], true)?;
+        Ok(ranges[0].unwrap_or(SeqRange {
+            first: self.next_seq(),
+            count: 0,
+        }))
+    }
+
+    /// Applies control commands (cursors, dead letters) in one synced write.
+    pub fn apply_control(&self, ops: &[Control]) -> Result<(), StoreError> {
+        self.apply(&[Change::Control(ops)], &[], true).map(|_| ())
+    }
+
+    /// Applies `changes` in order as one atomic write, together with `meta` (opaque keys the
+    /// caller keeps beside the records, such as how far a replicated log has been applied).
+    /// Record batches get consecutive seqs; each change's range is returned (`None` for
+    /// control commands). With `sync` the WAL is fsync'd before returning; without it the
+    /// write survives a crash of the process but not of the machine, for callers whose own
+    /// log is already durable.
+    pub fn apply(
+        &self,
+        changes: &[Change<'_>],
+        meta: &[(&[u8], &[u8])],
+        sync: bool,
+    ) -> Result<Vec<Option<SeqRange>>, StoreError> {
         let mut next = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
-        let first = *next;
         // Sized up front: growing the batch by doubling copied every record again (profiled).
-        let bytes: usize = entries.iter().map(|e| e.json.len() + 32).sum();
-        let mut batch = WriteBatch::with_capacity_bytes(bytes + 64 * entries.len() + 4096);
+        let bytes: usize = changes
+            .iter()
+            .map(|c| match c {
+                Change::Records(entries) => entries.iter().map(|e| e.json.len() + 96).sum(),
+                Change::Control(_) => 256,
+            })
+            .sum();
+        let mut batch = WriteBatch::with_capacity_bytes(bytes + 4096);
+        let mut days: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+        let mut ranges = Vec::with_capacity(changes.len());
+        let mut first = *next;
+        let mut names_cluster = false;
+        for change in changes {
+            match change {
+                Change::Records(entries) => {
+                    self.stage_records(&mut batch, entries, first, &mut days)?;
+                    ranges.push(Some(SeqRange {
+                        first,
+                        count: entries.len() as u64,
+                    }));
+                    first += entries.len() as u64;
+                }
+                Change::Control(ops) => {
+                    names_cluster |= ops
+                        .iter()
+                        .any(|op| matches!(op, Control::SetClusterId { .. }));
+                    meta::stage(&self.db, &mut batch, ops)?;
+                    ranges.push(None);
+                }
+            }
+        }
+        let meta_cf = self
+            .db
+            .cf_handle(META_CF)
+            .ok_or_else(|| StoreError::Corrupt("no meta column family".into()))?;
+        if first != *next {
+            batch.put_cf(&meta_cf, NEXT_SEQ_KEY, first.to_be_bytes());
+        }
+        for (key, value) in meta {
+            batch.put_cf(&meta_cf, key, value);
+        }
+        let mut write = WriteOptions::default();
+        write.set_sync(sync);
+        self.db
+            .write_opt(batch, &write)
+            .map_err(|e| StoreError::Write(e.to_string()))?;
+        *next = first;
+        {
+            let mut known = self.day_ranges.lock().unwrap_or_else(|p| p.into_inner());
+            for (day, (lo, hi)) in days {
+                let range = known.entry(day).or_insert((lo, hi));
+                range.0 = range.0.min(lo);
+                range.1 = range.1.max(hi);
+            }
+        }
+        if names_cluster {
+            *self.cluster_id.lock().unwrap_or_else(|p| p.into_inner()) =
+                meta::cluster_id(&self.db)?;
+        }
+        self.committed.send_replace(first);
+        Ok(ranges)
+    }
+
+    /// Adds records `first..` and their index postings to `batch`.
+    fn stage_records(
+        &self,
+        batch: &mut WriteBatch,
+        entries: &[Entry<'_>],
+        first: u64,
+        days: &mut BTreeMap<i64, (u64, u64)>,
+    ) -> Result<(), StoreError> {
         // (day, field, hash, seq, time): sorted, they group into one posting per value.
         let mut postings = Vec::with_capacity(entries.len() * 4);
-        let mut days: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
         for (i, entry) in entries.iter().enumerate() {
             let seq = first + i as u64;
             let day = keys::day_of(entry.received_micros);
             let range = days.entry(day).or_insert((seq, seq));
+            range.0 = range.0.min(seq);
             range.1 = seq;
             let cf = self.day_cf(day)?;
             batch.put_cf(&cf, record_key(seq), entry.json);
@@ -179,33 +283,83 @@ impl Store {
                 &value,
             );
         }
-        let count = entries.len() as u64;
+        Ok(())
+    }
+
+    /// Writes a consistent copy of the store to `dir` (hard links where it can): the body of
+    /// a snapshot. Everything applied so far is made durable first. Returns the values of
+    /// `keys` (see [`Store::meta_value`]) as they are in the copy: no write happens between.
+    pub fn checkpoint(
+        &self,
+        dir: &Path,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let write = |e: rocksdb::Error| StoreError::Write(e.to_string());
+        // Writers hold this lock for the length of a write.
+        let _writes = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
+        self.db.flush_wal(true).map_err(write)?;
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|c| c.create_checkpoint(dir))
+            .map_err(write)?;
+        keys.iter().map(|k| self.meta_value(k)).collect()
+    }
+
+    /// Makes the store's content that of the copy at `dir` (a snapshot's body): each column
+    /// family is emptied and filled from the copy, in bounded batches, and synced at the end.
+    /// Only a node that is behind installs a snapshot, so no reader is following this store.
+    pub fn install(&self, dir: &Path) -> Result<(), StoreError> {
+        let write = |e: rocksdb::Error| StoreError::Write(e.to_string());
+        let copy_cfs = existing_cfs(dir);
+        let copy = Db::open_cf_for_read_only(&Options::default(), dir, &copy_cfs, false)
+            .map_err(|e| open_error(dir, e))?;
+        let mut next = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
+        // Keys are at most a few dozen bytes, so this bound is past every one of them.
+        let end = [0xffu8; 64];
+        for name in existing_cfs(&self.path) {
+            if let Some(cf) = self.db.cf_handle(&name) {
+                self.db
+                    .delete_range_cf(&cf, &[][..], &end[..])
+                    .map_err(write)?;
+            }
+        }
+        for name in &copy_cfs {
+            let Some(from) = copy.cf_handle(name) else {
+                continue;
+            };
+            let to = match keys::day_of_cf_name(name) {
+                Some(day) => self.day_cf(day)?,
+                None => self
+                    .db
+                    .cf_handle(name)
+                    .ok_or_else(|| StoreError::Corrupt(format!("no column family {name}")))?,
+            };
+            let mut batch = WriteBatch::default();
+            for item in copy.iterator_cf(&from, rocksdb::IteratorMode::Start) {
+                let (key, value) = item.map_err(|e| StoreError::Read(e.to_string()))?;
+                batch.put_cf(&to, key, value);
+                if batch.size_in_bytes() > 8 << 20 {
+                    self.db.write(std::mem::take(&mut batch)).map_err(write)?;
+                }
+            }
+            self.db.write(batch).map_err(write)?;
+        }
+        self.db.flush_wal(true).map_err(write)?;
+        *next = read_next_seq(&self.db)?;
+        *self.day_ranges.lock().unwrap_or_else(|p| p.into_inner()) = scan::day_ranges(&self.db)?;
+        *self.cluster_id.lock().unwrap_or_else(|p| p.into_inner()) = meta::cluster_id(&self.db)?;
+        self.committed.send_replace(*next);
+        Ok(())
+    }
+
+    /// A value kept beside the records with [`Store::apply`]'s `meta`.
+    pub fn meta_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let meta = self
             .db
             .cf_handle(META_CF)
             .ok_or_else(|| StoreError::Corrupt("no meta column family".into()))?;
-        batch.put_cf(&meta, NEXT_SEQ_KEY, (first + count).to_be_bytes());
-        let mut write = WriteOptions::default();
-        write.set_sync(true);
         self.db
-            .write_opt(batch, &write)
-            .map_err(|e| StoreError::Write(e.to_string()))?;
-        *next = first + count;
-        {
-            let mut ranges = self.day_ranges.lock().unwrap_or_else(|p| p.into_inner());
-            for (day, (lo, hi)) in days {
-                let range = ranges.entry(day).or_insert((lo, hi));
-                range.0 = range.0.min(lo);
-                range.1 = range.1.max(hi);
-            }
-        }
-        self.committed.send_replace(first + count);
-        Ok(SeqRange { first, count })
-    }
-
-    /// Applies control commands (cursors, dead letters) in one synced write.
-    pub fn apply_control(&self, ops: &[Control]) -> Result<(), StoreError> {
-        meta::apply(&self.db, ops)
+            .get_cf(&meta, key)
+            .map_err(|e| StoreError::Read(e.to_string()))
     }
 
     /// The highest seq `destination` has acknowledged; `None` before its first cursor.

@@ -12,7 +12,7 @@ pub use batcher::{run_batcher, BatchLimits};
 
 use crate::metrics::ListenerMetrics;
 use crate::store::keys::IndexTerms;
-use crate::store::{Control, Entry, SeqRange, Store, StoreError};
+use crate::store::{Control, Entry, SeqRange, StoreError};
 
 /// One record ready to commit.
 pub struct PreparedRecord {
@@ -25,36 +25,11 @@ pub struct PreparedRecord {
     pub ack: Option<oneshot::Sender<u64>>,
 }
 
-/// Makes a batch durable and says which seqs it got. The single-node implementation writes
-/// the store with a synced WAL; replication puts Raft behind the same interface.
+/// Makes a batch durable and says which seqs it got: implemented by replication (Raft), a
+/// single relay being a one-member cluster. Called from blocking threads.
 pub trait CommitLog: Send + Sync + 'static {
     fn commit(&self, entries: &[Entry<'_>]) -> Result<SeqRange, StoreError>;
     /// Makes forwarding state (cursors, dead letters) durable, ordered with the records.
     fn control(&self, ops: &[Control]) -> Result<(), StoreError>;
     fn next_seq(&self) -> u64;
-}
-
-/// The embedded single-node commit log: the store itself.
-pub struct LocalCommitLog {
-    store: Arc<Store>,
-}
-
-impl LocalCommitLog {
-    pub fn new(store: Arc<Store>) -> LocalCommitLog {
-        LocalCommitLog { store }
-    }
-}
-
-impl CommitLog for LocalCommitLog {
-    fn commit(&self, entries: &[Entry<'_>]) -> Result<SeqRange, StoreError> {
-        self.store.commit(entries)
-    }
-
-    fn control(&self, ops: &[Control]) -> Result<(), StoreError> {
-        self.store.apply_control(ops)
-    }
-
-    fn next_seq(&self) -> u64 {
-        self.store.next_seq()
-    }
 }

@@ -2,6 +2,7 @@
 //! directory, real signals, and its real /metrics and `auditrelay query`.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod forwarding;
 pub mod http_server;
 pub mod peers;
@@ -74,20 +75,38 @@ impl Relay {
     /// Starts a relay with `args` (listeners etc.) on its own data dir and waits until ready.
     pub fn start(data_dir: &Path, args: &[String]) -> Relay {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let relay = Relay::launch(data_dir, http, &data_dir.join("relay.log"), args);
+        relay.wait_ready();
+        relay
+    }
+
+    /// Spawns a relay with `args` on `data_dir`, its operations endpoint on `http` and its
+    /// standard error appended to `log`, without waiting until it is ready (a node of a cluster
+    /// is ready only once a majority runs); see `wait_ready`.
+    pub fn launch(data_dir: &Path, http: SocketAddr, log: &Path, args: &[String]) -> Relay {
         let mut relay = Relay {
             child: None,
             data_dir: data_dir.to_path_buf(),
             http,
             args: args.to_vec(),
-            log: data_dir.join("relay.log"),
+            log: log.to_path_buf(),
         };
-        relay.restart();
+        relay.spawn();
         relay
     }
 
-    /// Starts the process again with the same arguments (after a kill).
+    /// Starts the process again with the same arguments (after a kill) and waits until ready.
     pub fn restart(&mut self) {
+        self.spawn();
+        self.wait_ready();
+    }
+
+    /// Starts the process again with the same arguments, without waiting until it is ready.
+    pub fn spawn(&mut self) {
         std::fs::create_dir_all(&self.data_dir).unwrap();
+        if let Some(dir) = self.log.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -105,13 +124,25 @@ impl Relay {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let http = self.http;
-        let log_path = self.log.clone();
+    }
+
+    /// Whether `/readyz` answers 200 now.
+    pub fn is_ready(&self) -> bool {
+        matches!(http_get(self.http, "/readyz"), Some((200, _)))
+    }
+
+    /// Waits (up to 30 seconds) until `/readyz` answers 200.
+    pub fn wait_ready(&self) {
         wait_for(
-            &format!("relay ready (log: {})", log_path.display()),
+            &format!("relay ready (log: {})", self.log.display()),
             Duration::from_secs(30),
-            || matches!(http_get(http, "/readyz"), Some((200, _))).then_some(()),
+            || self.is_ready().then_some(()),
         );
+    }
+
+    /// How the process ended, if it was started and has exited on its own.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,0 +1,346 @@
+//! Replication: the write path's [`CommitLog`] backed by Raft (openraft, pinned; every call
+//! to it stays in this module). A batch is one Raft entry, appended to each node's own
+//! fsync'd log (`log_store`) and applied to the audit store (`state_machine`) in log order,
+//! so that apply assigns the same seqs on every node. A relay without `[cluster]` is a
+//! one-member cluster on the same path.
+//!
+//! Any node takes writes: a follower hands its batches to the leader over the peer port and
+//! answers its senders once the leader says they are committed. Forwarding runs only where
+//! [`Replica::leader`] says so.
+
+pub mod config;
+mod log_store;
+mod metrics;
+mod pack;
+mod peer;
+mod state_machine;
+mod types;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Raft, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+pub use config::{ClusterConfig, ClusterSection};
+use log_store::LogStore;
+use peer::{Kind, PeerClient, PeerTls};
+use state_machine::StateMachine;
+use types::{decode, encode, NodeId, ProposedRecord, Request, Response, TypeConfig};
+
+use crate::shutdown::{self, ShutdownTrigger};
+use crate::store::{Control, Entry, SeqRange, Store, StoreError};
+use crate::write_path::CommitLog;
+
+/// How long a write waits for a leader before the write path is told to retry.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the leader may take to commit a handed-over batch.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `auditrelay cluster add|remove`, carried out by the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Admin {
+    Add { id: NodeId, address: String },
+    Remove { id: NodeId },
+}
+
+/// This node's part of the cluster.
+pub struct Replica {
+    id: NodeId,
+    raft: Raft<TypeConfig>,
+    store: Arc<Store>,
+    /// Connections to the leader, for handing over writes and admin requests.
+    peers: tokio::sync::Mutex<HashMap<NodeId, PeerClient>>,
+    tls: Option<PeerTls>,
+    leader: watch::Receiver<bool>,
+    ready: watch::Receiver<bool>,
+    stop: ShutdownTrigger,
+}
+
+fn raft_config(c: &ClusterConfig) -> Result<openraft::Config, String> {
+    openraft::Config {
+        cluster_name: "auditrelay".into(),
+        heartbeat_interval: c.heartbeat_ms,
+        election_timeout_min: c.election_timeout_ms,
+        election_timeout_max: c.election_timeout_ms * 2,
+        // One RPC per snapshot chunk; a chunk is a few MB.
+        install_snapshot_timeout: 30_000,
+        snapshot_max_chunk_size: 4 << 20,
+        // Each entry is a batch of up to a MB or so.
+        max_payload_entries: 16,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(c.snapshot_every),
+        max_in_snapshot_log_to_keep: c.log_keep,
+        purge_batch_size: 256,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| format!("cluster settings: {e}"))
+}
+
+impl Replica {
+    /// Opens the Raft log, starts Raft over `store`, serves peers (when the node has a peer
+    /// port), and forms the cluster if this node is new and not joining one.
+    pub async fn start(
+        cluster: &ClusterConfig,
+        data_dir: &Path,
+        store: Arc<Store>,
+    ) -> Result<Arc<Replica>, String> {
+        let log = LogStore::open(data_dir)?;
+        let wal = log.clone();
+        let sm = StateMachine::open(store.clone(), data_dir)?;
+        let tls = cluster.tls.as_ref().map(PeerTls::new).transpose()?;
+        let raft = Raft::new(
+            cluster.node_id,
+            Arc::new(raft_config(cluster)?),
+            peer::Network { tls: tls.clone() },
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| format!("cannot start Raft: {e}"))?;
+        let (stop, stopped) = shutdown::channel();
+        let (leader_tx, leader) = watch::channel(false);
+        let (ready_tx, ready) = watch::channel(false);
+        metrics::describe();
+        tokio::spawn(metrics::follow(
+            raft.clone(),
+            wal,
+            cluster.election_timeout_ms,
+            leader_tx,
+            ready_tx,
+            stopped.clone(),
+        ));
+        let replica = Arc::new(Replica {
+            id: cluster.node_id,
+            raft,
+            store,
+            peers: tokio::sync::Mutex::new(HashMap::new()),
+            tls: tls.clone(),
+            leader,
+            ready,
+            stop,
+        });
+        if let Some(addr) = cluster.listen {
+            let listener = peer::bind(addr)
+                .await
+                .map_err(|e| format!("cluster.listen {addr}: {e}"))?;
+            tracing::info!(%addr, node = cluster.node_id, "peer port");
+            tokio::spawn(peer::serve(listener, replica.clone(), tls, stopped));
+        }
+        if !cluster.join {
+            let members: BTreeMap<NodeId, BasicNode> = cluster
+                .members
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode::new(addr)))
+                .collect();
+            match replica.raft.initialize(members).await {
+                Ok(()) => tracing::info!(members = ?cluster.members, "formed a new cluster"),
+                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(format!("cannot form the cluster: {e}")),
+            }
+        }
+        Ok(replica)
+    }
+
+    /// True while this node leads (and so runs forwarding).
+    pub fn leader(&self) -> watch::Receiver<bool> {
+        self.leader.clone()
+    }
+
+    /// True while this node is part of a working majority.
+    pub fn ready(&self) -> watch::Receiver<bool> {
+        self.ready.clone()
+    }
+
+    /// Stops Raft and the peer port: last, after the write path has committed everything.
+    pub async fn stop(&self) {
+        self.stop.trigger();
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "Raft did not stop cleanly");
+        }
+    }
+
+    fn leader_now(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let id = m.current_leader?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+            .unwrap_or_default();
+        Some((id, addr))
+    }
+
+    /// Sends `body` to the leader `id` at `addr` and decodes its answer.
+    async fn call_leader<A: serde::de::DeserializeOwned>(
+        &self,
+        id: NodeId,
+        addr: &str,
+        kind: Kind,
+        body: &[u8],
+    ) -> Result<A, String> {
+        let mut peers = self.peers.lock().await;
+        let client = peers
+            .entry(id)
+            .or_insert_with(|| PeerClient::new(addr, self.tls.clone()));
+        let answer = client
+            .call(kind, body, FORWARD_TIMEOUT)
+            .await
+            .map_err(|e| format!("leader {id} at {addr}: {e}"))?;
+        decode(&answer)
+    }
+
+    /// Proposes `request` here if this node leads, else hands it to the leader; retries
+    /// while there is no leader or leadership moves, up to [`PROPOSE_TIMEOUT`].
+    async fn propose(&self, request: Request) -> Result<Response, String> {
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        let mut encoded: Option<Vec<u8>> = None;
+        loop {
+            let outcome = match self.leader_now() {
+                Some((id, _)) if id == self.id => self.write_here(request.clone()).await,
+                Some((id, addr)) => {
+                    if encoded.is_none() {
+                        encoded = Some(encode(&request)?);
+                    }
+                    let body = encoded.as_deref().unwrap_or_default();
+                    match self
+                        .call_leader::<Result<Response, String>>(id, &addr, Kind::Write, body)
+                        .await
+                    {
+                        Ok(answer) => answer,
+                        Err(e) => Err(e),
+                    }
+                }
+                None => Err("no leader".to_string()),
+            };
+            match outcome {
+                Ok(response) => return Ok(response),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(e) => {
+                    tracing::debug!(error = %e, "proposal not taken; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    /// Proposes on this node, which must be the leader.
+    async fn write_here(&self, request: Request) -> Result<Response, String> {
+        match self.raft.client_write(request).await {
+            Ok(r) => Ok(r.data),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Blocks the calling (non-async) thread on `future`: the write path commits from
+    /// blocking threads.
+    fn block_on<T>(&self, future: impl std::future::Future<Output = T>) -> T {
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| handle.block_on(future))
+    }
+
+    /// `auditrelay cluster add|remove`: carried out here when leading, else by the leader.
+    pub async fn admin(&self, request: Admin) -> Result<String, String> {
+        match self.leader_now() {
+            Some((id, _)) if id == self.id => self.admin_here(request).await,
+            Some((id, addr)) => {
+                let body = encode(&request)?;
+                self.call_leader::<Result<String, String>>(id, &addr, Kind::Admin, &body)
+                    .await?
+            }
+            None => Err("no leader: the cluster has no working majority".into()),
+        }
+    }
+
+    async fn admin_here(&self, request: Admin) -> Result<String, String> {
+        let err = |e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>| e.to_string();
+        match request {
+            Admin::Add { id, address } => {
+                let highest =
+                    state_machine::highest_node_id(&self.store).map_err(|e| e.to_string())?;
+                if id <= highest {
+                    return Err(format!(
+                        "node id {id} is or was in use: ids are never reused (use {} or more)",
+                        highest + 1
+                    ));
+                }
+                self.raft
+                    .add_learner(id, BasicNode::new(&address), true)
+                    .await
+                    .map_err(err)?;
+                self.raft
+                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                    .await
+                    .map_err(err)?;
+                Ok(format!("node {id} at {address} is a voting member"))
+            }
+            Admin::Remove { id } => {
+                self.raft
+                    .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+                    .await
+                    .map_err(err)?;
+                Ok(format!("node {id} is no longer a member"))
+            }
+        }
+    }
+
+    /// `auditrelay cluster status`: this node's view, as JSON.
+    pub fn status(&self) -> serde_json::Value {
+        metrics::status(&self.raft.metrics().borrow())
+    }
+
+    /// Names the cluster if no leader has yet: done by a leader before forwarding starts.
+    pub async fn ensure_cluster_id(&self) -> Result<String, String> {
+        if let Some(id) = self.store.cluster_id() {
+            return Ok(id);
+        }
+        let id = crate::store::meta::new_cluster_id();
+        self.propose(Request::Control(vec![Control::SetClusterId { id }]))
+            .await?;
+        self.store
+            .cluster_id()
+            .ok_or_else(|| "the cluster id was not applied".to_string())
+    }
+}
+
+impl peer::Handler for Replica {
+    async fn handle(&self, kind: Kind, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        match kind {
+            Kind::Append => encode(&self.raft.append_entries(decode(&body)?).await),
+            Kind::Vote => encode(&self.raft.vote(decode(&body)?).await),
+            Kind::Snapshot => encode(&self.raft.install_snapshot(decode(&body)?).await),
+            Kind::Write => encode(&self.write_here(decode(&body)?).await),
+            Kind::Admin => encode(&self.admin(decode(&body)?).await),
+        }
+    }
+}
+
+impl CommitLog for Replica {
+    fn commit(&self, entries: &[Entry<'_>]) -> Result<SeqRange, StoreError> {
+        let request = Request::Records(entries.iter().map(ProposedRecord::of).collect());
+        match self.block_on(self.propose(request)) {
+            Ok(response) => response.seqs().ok_or_else(|| {
+                StoreError::Write("a record batch was answered without seqs".into())
+            }),
+            Err(e) => Err(StoreError::Write(format!(
+                "not committed by the cluster: {e}"
+            ))),
+        }
+    }
+
+    fn control(&self, ops: &[Control]) -> Result<(), StoreError> {
+        self.block_on(self.propose(Request::Control(ops.to_vec())))
+            .map(|_| ())
+            .map_err(|e| StoreError::Write(format!("not committed by the cluster: {e}")))
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.store.next_seq()
+    }
+}

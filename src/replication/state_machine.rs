@@ -1,0 +1,319 @@
+//! The audit store as Raft's state machine. Applying entries is one store write per call
+//! (records, control commands and how far the log is applied, together), not fsync'd: the
+//! Raft log already is, and a crash re-applies from the last applied entry the store kept.
+//! Snapshots are store checkpoints, packed into one file so that Raft streams them in chunks;
+//! before a snapshot counts, everything it covers is synced (the log behind it may be purged).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, SnapshotMeta, StorageIOError};
+
+use super::pack;
+use super::types::{
+    decode, encode, LogEntry, LogId, Membership, Request, Response, StorageError, TypeConfig,
+};
+use crate::store::keys::IndexTerms;
+use crate::store::{Change, Entry, Store};
+
+/// Store metadata keys for Raft's applied state.
+const APPLIED_KEY: &[u8] = b"raft/applied";
+const MEMBERSHIP_KEY: &[u8] = b"raft/membership";
+/// The highest node id any membership has held: new nodes get higher ones, never a reused id.
+const HIGHEST_NODE_KEY: &[u8] = b"raft/highest_node_id";
+const SNAPSHOT_DATA: &str = "current.snap";
+const SNAPSHOT_META: &str = "current.meta";
+
+type Meta = SnapshotMeta<u64, openraft::BasicNode>;
+
+pub struct StateMachine {
+    store: Arc<Store>,
+    /// `<data-dir>/snapshots`: the latest snapshot and the one being received.
+    dir: PathBuf,
+}
+
+fn sm_read(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::read_state_machine(&std::io::Error::other(e.to_string())).into()
+}
+
+fn sm_write(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_state_machine(&std::io::Error::other(e.to_string())).into()
+}
+
+fn snapshot_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string())).into()
+}
+
+impl StateMachine {
+    pub fn open(store: Arc<Store>, data_dir: &Path) -> Result<StateMachine, String> {
+        let dir = data_dir.join("snapshots");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(StateMachine { store, dir })
+    }
+
+    fn applied(store: &Store) -> Result<(Option<LogId>, Membership), StorageError> {
+        let applied = match store.meta_value(APPLIED_KEY).map_err(sm_read)? {
+            Some(v) => decode(&v).map_err(sm_read)?,
+            None => None,
+        };
+        let membership = match store.meta_value(MEMBERSHIP_KEY).map_err(sm_read)? {
+            Some(v) => decode(&v).map_err(sm_read)?,
+            None => Membership::default(),
+        };
+        Ok((applied, membership))
+    }
+
+    async fn open_snapshot(dir: PathBuf) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let meta = match tokio::fs::read(dir.join(SNAPSHOT_META)).await {
+            Ok(bytes) => decode::<Meta>(&bytes).map_err(sm_read)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(sm_read(e)),
+        };
+        let file = tokio::fs::File::open(dir.join(SNAPSHOT_DATA))
+            .await
+            .map_err(sm_read)?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        }))
+    }
+
+    /// Makes `data` (already in place) and `meta` the current snapshot.
+    fn keep_snapshot(dir: &Path, data: &Path, meta: &Meta) -> std::io::Result<()> {
+        std::fs::rename(data, dir.join(SNAPSHOT_DATA))?;
+        let tmp = dir.join("meta.tmp");
+        std::fs::write(&tmp, encode(meta).map_err(std::io::Error::other)?)?;
+        std::fs::rename(tmp, dir.join(SNAPSHOT_META))
+    }
+}
+
+/// Applies `entries` to `store` in one write; answers each entry.
+fn apply_entries(store: &Store, entries: Vec<LogEntry>) -> Result<Vec<Response>, StorageError> {
+    let Some(last) = entries.last().map(|e| e.log_id) else {
+        return Ok(Vec::new());
+    };
+    let mut membership = None;
+    // Owned parts first, then the borrowed views the store takes.
+    let mut terms: Vec<Vec<IndexTerms>> = Vec::new();
+    for entry in &entries {
+        match &entry.payload {
+            EntryPayload::Normal(Request::Records(records)) => terms.push(Request::terms(records)),
+            EntryPayload::Membership(m) => {
+                membership = Some(Membership::new(Some(entry.log_id), m.clone()))
+            }
+            _ => {}
+        }
+    }
+    let mut views: Vec<Vec<Entry<'_>>> = Vec::new();
+    let mut next_terms = terms.iter();
+    for entry in &entries {
+        if let EntryPayload::Normal(Request::Records(records)) = &entry.payload {
+            let terms = next_terms.next().expect("one per record batch");
+            views.push(
+                records
+                    .iter()
+                    .zip(terms)
+                    .map(|(r, t)| Entry {
+                        received_micros: r.received_micros,
+                        json: &r.json,
+                        terms: t,
+                    })
+                    .collect(),
+            );
+        }
+    }
+    let mut next_view = views.iter();
+    let mut changes = Vec::new();
+    for entry in &entries {
+        match &entry.payload {
+            EntryPayload::Normal(Request::Records(_)) => {
+                changes.push(Change::Records(next_view.next().expect("one per batch")))
+            }
+            EntryPayload::Normal(Request::Control(ops)) => changes.push(Change::Control(ops)),
+            _ => {}
+        }
+    }
+    let applied = encode(&Some(last)).map_err(sm_write)?;
+    let membership_bytes = membership
+        .as_ref()
+        .map(|m| encode(m).map_err(sm_write))
+        .transpose()?;
+    let mut meta: Vec<(&[u8], &[u8])> = vec![(APPLIED_KEY, &applied)];
+    if let Some(m) = &membership_bytes {
+        meta.push((MEMBERSHIP_KEY, m));
+    }
+    let highest = match &membership {
+        Some(m) => {
+            let ids = m.membership().nodes().map(|(id, _)| *id);
+            Some(ids.fold(highest_node_id(store)?, u64::max).to_be_bytes())
+        }
+        None => None,
+    };
+    if let Some(h) = &highest {
+        meta.push((HIGHEST_NODE_KEY, h));
+    }
+    let ranges = store.apply(&changes, &meta, false).map_err(|e| {
+        StorageError::from(StorageIOError::apply(
+            last,
+            &std::io::Error::other(e.to_string()),
+        ))
+    })?;
+    let mut ranges = ranges.into_iter();
+    Ok(entries
+        .iter()
+        .map(|entry| match &entry.payload {
+            EntryPayload::Normal(_) => match ranges.next().flatten() {
+                Some(r) => Response::Records {
+                    first: r.first,
+                    count: r.count,
+                },
+                None => Response::Done,
+            },
+            _ => Response::Done,
+        })
+        .collect())
+}
+
+/// The highest node id ever a member or learner (0 before any).
+pub fn highest_node_id(store: &Store) -> Result<u64, StorageError> {
+    Ok(match store.meta_value(HIGHEST_NODE_KEY).map_err(sm_read)? {
+        Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(sm_read_len)?),
+        None => 0,
+    })
+}
+
+fn sm_read_len(_: std::array::TryFromSliceError) -> StorageError {
+    sm_read("a node id is not 8 bytes")
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), StorageError> {
+        StateMachine::applied(&self.store)
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = LogEntry> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let entries: Vec<LogEntry> = entries.into_iter().collect();
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || apply_entries(&store, entries))
+            .await
+            .map_err(sm_write)?
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder {
+            store: self.store.clone(),
+            dir: self.dir.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.dir.join("incoming.snap"))
+            .await
+            .map_err(snapshot_err)?;
+        Ok(Box::new(file))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), StorageError> {
+        // The file is complete; it is read back by name.
+        snapshot.sync_all().await.map_err(snapshot_err)?;
+        drop(snapshot);
+        let store = self.store.clone();
+        let dir = self.dir.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || {
+            let incoming = dir.join("incoming.snap");
+            let unpacked = dir.join("incoming.checkpoint");
+            let _ = std::fs::remove_dir_all(&unpacked);
+            pack::unpack(&incoming, &unpacked).map_err(snapshot_err)?;
+            store.install(&unpacked).map_err(snapshot_err)?;
+            let applied = encode(&meta.last_log_id).map_err(snapshot_err)?;
+            let membership = encode(&meta.last_membership).map_err(snapshot_err)?;
+            store
+                .apply(
+                    &[],
+                    &[(APPLIED_KEY, &applied), (MEMBERSHIP_KEY, &membership)],
+                    true,
+                )
+                .map_err(snapshot_err)?;
+            let _ = std::fs::remove_dir_all(&unpacked);
+            StateMachine::keep_snapshot(&dir, &incoming, &meta).map_err(snapshot_err)?;
+            tracing::info!(snapshot = %meta, next_seq = store.next_seq(), "installed a snapshot");
+            Ok(())
+        })
+        .await
+        .map_err(snapshot_err)?
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        StateMachine::open_snapshot(self.dir.clone()).await
+    }
+}
+
+/// Builds a snapshot off Raft's task: checkpoint, pack, keep.
+pub struct SnapshotBuilder {
+    store: Arc<Store>,
+    dir: PathBuf,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let store = self.store.clone();
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let checkpoint = dir.join("building.checkpoint");
+            let _ = std::fs::remove_dir_all(&checkpoint);
+            let values = store
+                .checkpoint(&checkpoint, &[APPLIED_KEY, MEMBERSHIP_KEY])
+                .map_err(snapshot_err)?;
+            let last_log_id: Option<LogId> = match &values[0] {
+                Some(v) => decode(v).map_err(snapshot_err)?,
+                None => None,
+            };
+            let last_membership: Membership = match &values[1] {
+                Some(v) => decode(v).map_err(snapshot_err)?,
+                None => Membership::default(),
+            };
+            let snapshot_id = match &last_log_id {
+                Some(id) => format!(
+                    "{}-{}-{}",
+                    id.leader_id.term,
+                    id.index,
+                    crate::store::meta::random_u64() % 100_000
+                ),
+                None => format!("empty-{}", crate::store::meta::random_u64() % 100_000),
+            };
+            let meta = Meta {
+                last_log_id,
+                last_membership,
+                snapshot_id,
+            };
+            let packed = dir.join("building.snap");
+            pack::pack(&checkpoint, &packed).map_err(snapshot_err)?;
+            let _ = std::fs::remove_dir_all(&checkpoint);
+            StateMachine::keep_snapshot(&dir, &packed, &meta).map_err(snapshot_err)?;
+            tracing::info!(snapshot = %meta, "built a snapshot");
+            Ok::<_, StorageError>(())
+        })
+        .await
+        .map_err(snapshot_err)??;
+        StateMachine::open_snapshot(self.dir.clone())
+            .await?
+            .ok_or_else(|| snapshot_err("the snapshot just built is gone"))
+    }
+}

@@ -1,0 +1,150 @@
+//! What goes through the Raft log: batches of prepared records and forwarding control
+//! commands, and what applying them answers. Everything here is serialised with bincode for
+//! the log and the wire; a record's JSON travels as one byte string, not as a list of numbers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::keys::IndexTerms;
+use crate::store::{Control, Entry, SeqRange};
+
+openraft::declare_raft_types!(
+    /// The relay's Raft: node ids are numbers, nodes are known by their peer address, and a
+    /// snapshot is a file (a packed checkpoint of the store) streamed in chunks.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = tokio::fs::File,
+);
+
+pub type NodeId = u64;
+pub type LogId = openraft::LogId<NodeId>;
+pub type Membership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
+pub type LogEntry = openraft::Entry<TypeConfig>;
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// One record as proposed: everything apply needs, decided before proposing (apply itself
+/// uses no clock and no randomness, so every replica stores the same bytes).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ProposedRecord {
+    pub received_micros: i64,
+    pub terms: [Option<u64>; 6],
+    #[serde(with = "bytes")]
+    pub json: Vec<u8>,
+}
+
+impl ProposedRecord {
+    pub fn of(entry: &Entry<'_>) -> ProposedRecord {
+        ProposedRecord {
+            received_micros: entry.received_micros,
+            terms: entry.terms.0,
+            json: entry.json.to_vec(),
+        }
+    }
+}
+
+/// A Raft entry's payload.
+#[derive(Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// One write-path batch: one entry, so one fsync on each node covers all of it.
+    Records(Vec<ProposedRecord>),
+    Control(Vec<Control>),
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Records(r) => write!(f, "Records({})", r.len()),
+            Request::Control(ops) => write!(f, "Control({ops:?})"),
+        }
+    }
+}
+
+impl Request {
+    /// The terms of each record, in the store's own type.
+    pub fn terms(records: &[ProposedRecord]) -> Vec<IndexTerms> {
+        records.iter().map(|r| IndexTerms(r.terms)).collect()
+    }
+}
+
+/// What applying an entry answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The seqs a record batch was given.
+    Records {
+        first: u64,
+        count: u64,
+    },
+    Done,
+}
+
+impl Response {
+    pub fn seqs(self) -> Option<SeqRange> {
+        match self {
+            Response::Records { first, count } => Some(SeqRange { first, count }),
+            Response::Done => None,
+        }
+    }
+}
+
+/// Byte strings as bincode byte strings (a length and the bytes) instead of serde's default
+/// of one element per byte.
+mod bytes {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        d.deserialize_byte_buf(Visitor)
+    }
+}
+
+/// Encodes for the log and the wire.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    bincode::serialize(value).map_err(|e| e.to_string())
+}
+
+/// Decodes what [`encode`] wrote.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    bincode::deserialize(bytes).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_with_json_as_one_byte_string() {
+        let request = Request::Records(vec![ProposedRecord {
+            received_micros: 7,
+            terms: [Some(1), None, None, None, None, Some(9)],
+            json: vec![b'x'; 1000],
+        }]);
+        let bytes = encode(&request).unwrap();
+        assert!(bytes.len() < 1100, "{} bytes", bytes.len());
+        match decode::<Request>(&bytes).unwrap() {
+            Request::Records(r) => {
+                assert_eq!(r[0].json, vec![b'x'; 1000]);
+                assert_eq!(r[0].terms[5], Some(9));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
