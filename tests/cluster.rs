@@ -42,13 +42,15 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 #[test]
 fn rsyslog_omrelp_to_the_leader_loses_nothing_when_the_leader_is_sigkilled_twice() {
     let _one = one_at_a_time();
-    if !have("loggen") || !rsyslog_root().join(OMRELP).exists() {
-        eprintln!(
-            "skipped: needs loggen (syslog-ng-core) and rsyslog with omrelp unpacked at {} (tests/run.sh)",
-            rsyslog_root().display()
-        );
-        return;
-    }
+    assert!(
+        have("loggen"),
+        "loggen (syslog-ng-core) is required (tests/run.sh installs it)"
+    );
+    assert!(
+        rsyslog_root().join(OMRELP).exists(),
+        "rsyslog's omrelp is required at {} (tests/run.sh unpacks it)",
+        rsyslog_root().display()
+    );
     const N: u64 = 200_000;
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path(), 3, "");
@@ -248,10 +250,10 @@ fn a_node_added_later_catches_up_through_a_snapshot() {
 #[test]
 fn forwarding_to_syslog_ng_continues_across_a_leader_failover() {
     let _one = one_at_a_time();
-    if !have("syslog-ng") {
-        eprintln!("skipped: syslog-ng is required");
-        return;
-    }
+    assert!(
+        have("syslog-ng"),
+        "syslog-ng is required (tests/run.sh installs it)"
+    );
     const N: u64 = 50_000;
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(&dir.path().join("ng"), free_port(), Input::SyslogNgTcp);

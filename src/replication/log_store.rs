@@ -110,7 +110,7 @@ impl LogStore {
             }
         }
         let result = self.write_synced(batch).await;
-        let reported = result.as_ref().map(|_| ()).map_err(|e| io_error(e));
+        let reported = result.as_ref().map(|_| ()).map_err(io_error);
         flushed(result);
         reported
     }

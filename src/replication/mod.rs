@@ -40,6 +40,8 @@ use crate::write_path::CommitLog;
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the leader may take to commit a handed-over batch.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an added node may take to catch up before it becomes a voter.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// `auditrelay cluster add|remove`, carried out by the leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,7 +76,6 @@ fn raft_config(c: &ClusterConfig) -> Result<openraft::Config, String> {
         max_payload_entries: 16,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(c.snapshot_every),
         max_in_snapshot_log_to_keep: c.log_keep,
-        purge_batch_size: 256,
         ..Default::default()
     }
     .validate()
@@ -184,13 +185,14 @@ impl Replica {
         addr: &str,
         kind: Kind,
         body: &[u8],
+        timeout: Duration,
     ) -> Result<A, String> {
         let mut peers = self.peers.lock().await;
         let client = peers
             .entry(id)
             .or_insert_with(|| PeerClient::new(addr, self.tls.clone()));
         let answer = client
-            .call(kind, body, FORWARD_TIMEOUT)
+            .call(kind, body, timeout)
             .await
             .map_err(|e| format!("leader {id} at {addr}: {e}"))?;
         decode(&answer)
@@ -210,7 +212,13 @@ impl Replica {
                     }
                     let body = encoded.as_deref().unwrap_or_default();
                     match self
-                        .call_leader::<Result<Response, String>>(id, &addr, Kind::Write, body)
+                        .call_leader::<Result<Response, String>>(
+                            id,
+                            &addr,
+                            Kind::Write,
+                            body,
+                            FORWARD_TIMEOUT,
+                        )
                         .await
                     {
                         Ok(answer) => answer,
@@ -251,8 +259,14 @@ impl Replica {
             Some((id, _)) if id == self.id => self.admin_here(request).await,
             Some((id, addr)) => {
                 let body = encode(&request)?;
-                self.call_leader::<Result<String, String>>(id, &addr, Kind::Admin, &body)
-                    .await?
+                self.call_leader::<Result<String, String>>(
+                    id,
+                    &addr,
+                    Kind::Admin,
+                    &body,
+                    ADMIN_TIMEOUT,
+                )
+                .await?
             }
             None => Err("no leader: the cluster has no working majority".into()),
         }
@@ -262,8 +276,7 @@ impl Replica {
         let err = |e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>| e.to_string();
         match request {
             Admin::Add { id, address } => {
-                let highest =
-                    state_machine::highest_node_id(&self.store).map_err(|e| e.to_string())?;
+                let highest = state_machine::highest_node_id(&self.store)?;
                 if id <= highest {
                     return Err(format!(
                         "node id {id} is or was in use: ids are never reused (use {} or more)",

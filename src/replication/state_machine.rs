@@ -52,13 +52,16 @@ impl StateMachine {
         Ok(StateMachine { store, dir })
     }
 
-    fn applied(store: &Store) -> Result<(Option<LogId>, Membership), StorageError> {
-        let applied = match store.meta_value(APPLIED_KEY).map_err(sm_read)? {
-            Some(v) => decode(&v).map_err(sm_read)?,
+    fn applied(store: &Store) -> Result<(Option<LogId>, Membership), String> {
+        let applied = match store.meta_value(APPLIED_KEY).map_err(|e| e.to_string())? {
+            Some(v) => decode(&v)?,
             None => None,
         };
-        let membership = match store.meta_value(MEMBERSHIP_KEY).map_err(sm_read)? {
-            Some(v) => decode(&v).map_err(sm_read)?,
+        let membership = match store
+            .meta_value(MEMBERSHIP_KEY)
+            .map_err(|e| e.to_string())?
+        {
+            Some(v) => decode(&v)?,
             None => Membership::default(),
         };
         Ok((applied, membership))
@@ -89,7 +92,7 @@ impl StateMachine {
 }
 
 /// Applies `entries` to `store` in one write; answers each entry.
-fn apply_entries(store: &Store, entries: Vec<LogEntry>) -> Result<Vec<Response>, StorageError> {
+fn apply_entries(store: &Store, entries: Vec<LogEntry>) -> Result<Vec<Response>, String> {
     let Some(last) = entries.last().map(|e| e.log_id) else {
         return Ok(Vec::new());
     };
@@ -134,11 +137,8 @@ fn apply_entries(store: &Store, entries: Vec<LogEntry>) -> Result<Vec<Response>,
             _ => {}
         }
     }
-    let applied = encode(&Some(last)).map_err(sm_write)?;
-    let membership_bytes = membership
-        .as_ref()
-        .map(|m| encode(m).map_err(sm_write))
-        .transpose()?;
+    let applied = encode(&Some(last))?;
+    let membership_bytes = membership.as_ref().map(encode).transpose()?;
     let mut meta: Vec<(&[u8], &[u8])> = vec![(APPLIED_KEY, &applied)];
     if let Some(m) = &membership_bytes {
         meta.push((MEMBERSHIP_KEY, m));
@@ -153,12 +153,9 @@ fn apply_entries(store: &Store, entries: Vec<LogEntry>) -> Result<Vec<Response>,
     if let Some(h) = &highest {
         meta.push((HIGHEST_NODE_KEY, h));
     }
-    let ranges = store.apply(&changes, &meta, false).map_err(|e| {
-        StorageError::from(StorageIOError::apply(
-            last,
-            &std::io::Error::other(e.to_string()),
-        ))
-    })?;
+    let ranges = store
+        .apply(&changes, &meta, false)
+        .map_err(|e| e.to_string())?;
     let mut ranges = ranges.into_iter();
     Ok(entries
         .iter()
@@ -176,22 +173,27 @@ fn apply_entries(store: &Store, entries: Vec<LogEntry>) -> Result<Vec<Response>,
 }
 
 /// The highest node id ever a member or learner (0 before any).
-pub fn highest_node_id(store: &Store) -> Result<u64, StorageError> {
-    Ok(match store.meta_value(HIGHEST_NODE_KEY).map_err(sm_read)? {
-        Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(sm_read_len)?),
-        None => 0,
-    })
-}
-
-fn sm_read_len(_: std::array::TryFromSliceError) -> StorageError {
-    sm_read("a node id is not 8 bytes")
+pub fn highest_node_id(store: &Store) -> Result<u64, String> {
+    Ok(
+        match store
+            .meta_value(HIGHEST_NODE_KEY)
+            .map_err(|e| e.to_string())?
+        {
+            Some(v) => u64::from_be_bytes(
+                v.as_slice()
+                    .try_into()
+                    .map_err(|_| "a node id is not 8 bytes".to_string())?,
+            ),
+            None => 0,
+        },
+    )
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), StorageError> {
-        StateMachine::applied(&self.store)
+        StateMachine::applied(&self.store).map_err(sm_read)
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
@@ -200,10 +202,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: openraft::OptionalSend,
     {
         let entries: Vec<LogEntry> = entries.into_iter().collect();
+        let Some(last) = entries.last().map(|e| e.log_id) else {
+            return Ok(Vec::new());
+        };
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || apply_entries(&store, entries))
             .await
             .map_err(sm_write)?
+            .map_err(|e| StorageIOError::apply(last, &std::io::Error::other(e)).into())
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
@@ -240,24 +246,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let incoming = dir.join("incoming.snap");
             let unpacked = dir.join("incoming.checkpoint");
             let _ = std::fs::remove_dir_all(&unpacked);
-            pack::unpack(&incoming, &unpacked).map_err(snapshot_err)?;
-            store.install(&unpacked).map_err(snapshot_err)?;
-            let applied = encode(&meta.last_log_id).map_err(snapshot_err)?;
-            let membership = encode(&meta.last_membership).map_err(snapshot_err)?;
+            let text = |e: &dyn std::fmt::Display| e.to_string();
+            pack::unpack(&incoming, &unpacked).map_err(|e| text(&e))?;
+            store.install(&unpacked).map_err(|e| text(&e))?;
+            let applied = encode(&meta.last_log_id)?;
+            let membership = encode(&meta.last_membership)?;
             store
                 .apply(
                     &[],
                     &[(APPLIED_KEY, &applied), (MEMBERSHIP_KEY, &membership)],
                     true,
                 )
-                .map_err(snapshot_err)?;
+                .map_err(|e| text(&e))?;
             let _ = std::fs::remove_dir_all(&unpacked);
-            StateMachine::keep_snapshot(&dir, &incoming, &meta).map_err(snapshot_err)?;
+            StateMachine::keep_snapshot(&dir, &incoming, &meta).map_err(|e| text(&e))?;
             tracing::info!(snapshot = %meta, next_seq = store.next_seq(), "installed a snapshot");
-            Ok(())
+            Ok::<(), String>(())
         })
         .await
         .map_err(snapshot_err)?
+        .map_err(snapshot_err)
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
@@ -278,15 +286,16 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         tokio::task::spawn_blocking(move || {
             let checkpoint = dir.join("building.checkpoint");
             let _ = std::fs::remove_dir_all(&checkpoint);
+            let text = |e: &dyn std::fmt::Display| e.to_string();
             let values = store
                 .checkpoint(&checkpoint, &[APPLIED_KEY, MEMBERSHIP_KEY])
-                .map_err(snapshot_err)?;
+                .map_err(|e| text(&e))?;
             let last_log_id: Option<LogId> = match &values[0] {
-                Some(v) => decode(v).map_err(snapshot_err)?,
+                Some(v) => decode(v)?,
                 None => None,
             };
             let last_membership: Membership = match &values[1] {
-                Some(v) => decode(v).map_err(snapshot_err)?,
+                Some(v) => decode(v)?,
                 None => Membership::default(),
             };
             let snapshot_id = match &last_log_id {
@@ -304,14 +313,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 snapshot_id,
             };
             let packed = dir.join("building.snap");
-            pack::pack(&checkpoint, &packed).map_err(snapshot_err)?;
+            pack::pack(&checkpoint, &packed).map_err(|e| text(&e))?;
             let _ = std::fs::remove_dir_all(&checkpoint);
-            StateMachine::keep_snapshot(&dir, &packed, &meta).map_err(snapshot_err)?;
+            StateMachine::keep_snapshot(&dir, &packed, &meta).map_err(|e| text(&e))?;
             tracing::info!(snapshot = %meta, "built a snapshot");
-            Ok::<_, StorageError>(())
+            Ok::<(), String>(())
         })
         .await
-        .map_err(snapshot_err)??;
+        .map_err(snapshot_err)?
+        .map_err(snapshot_err)?;
         StateMachine::open_snapshot(self.dir.clone())
             .await?
             .ok_or_else(|| snapshot_err("the snapshot just built is gone"))
