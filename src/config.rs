@@ -27,6 +27,9 @@ pub mod defaults {
     pub const BATCH_MAX_DELAY_MS: u64 = 2;
     pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
     pub const BATCH_MAX_RECORDS: usize = 4096;
+    /// Batches committing at once: one being replicated and applied while the next is
+    /// proposed.
+    pub const BATCH_MAX_IN_FLIGHT: usize = 2;
     /// Records waiting for the write path; when full, stream listeners stop reading.
     pub const PIPELINE_CAPACITY: usize = 65_536;
 }
@@ -119,6 +122,7 @@ pub struct BatchSection {
     pub max_delay_ms: Option<u64>,
     pub max_bytes: Option<usize>,
     pub max_records: Option<usize>,
+    pub max_in_flight: Option<usize>,
 }
 
 /// `[parse]`: parser options.
@@ -156,6 +160,7 @@ pub struct Config {
     pub batch_max_delay_ms: u64,
     pub batch_max_bytes: usize,
     pub batch_max_records: usize,
+    pub batch_max_in_flight: usize,
     pub pipeline_capacity: usize,
     pub timezone_offset_minutes: i16,
     /// Per-source offsets, most specific first.
@@ -450,6 +455,12 @@ fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Con
             "batch.max_records",
             batch.max_records,
             defaults::BATCH_MAX_RECORDS,
+        )?,
+        batch_max_in_flight: positive(
+            file,
+            "batch.max_in_flight",
+            batch.max_in_flight,
+            defaults::BATCH_MAX_IN_FLIGHT,
         )?,
         pipeline_capacity,
         timezone_offset_minutes,

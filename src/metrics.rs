@@ -69,7 +69,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
             b.set_buckets_for_metric(
                 Matcher::Full(COMMIT_SECONDS.into()),
                 &[
-                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1,
+                    0.25, 1.0,
                 ],
             )
         })

@@ -52,6 +52,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         max_delay: Duration::from_millis(config.batch_max_delay_ms),
         max_bytes: config.batch_max_bytes,
         max_records: config.batch_max_records,
+        max_in_flight: config.batch_max_in_flight,
     };
     let batcher = tokio::spawn(run_batcher(records, log, limits, healthy_tx));
 

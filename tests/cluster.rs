@@ -371,6 +371,91 @@ fn a_node_whose_disk_fills_stops_acknowledging_and_the_others_keep_serving() {
     eprintln!("the two healthy nodes after {sent} messages: {line}");
 }
 
+/// With two of three nodes killed, the survivor cannot reach a majority: `/readyz` stops
+/// answering 200 and `auditrelay_raft_majority_reachable` drops to 0; with one back, it is
+/// ready again.
+#[test]
+fn a_node_without_a_majority_is_not_ready() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, "");
+    let leader = cluster.leader_index();
+    let (a, b) = ((leader + 1) % 3, (leader + 2) % 3);
+    cluster.kill9(a);
+    cluster.kill9(b);
+    let survivor = &cluster.nodes[leader];
+    wait_for(
+        "the survivor to stop answering ready",
+        Duration::from_secs(30),
+        || (!survivor.relay.is_ready()).then_some(()),
+    );
+    let metrics = http_get(survivor.relay.http, "/metrics").unwrap().1;
+    assert_eq!(
+        unlabelled_sample(&metrics, "auditrelay_raft_majority_reachable"),
+        Some(0.0)
+    );
+    cluster.restart(a);
+    cluster.wait_ready(leader);
+}
+
+/// With `cert`, `key` and `ca` in `[cluster]`, peers talk mutual TLS: two nodes with
+/// certificates from the cluster's CA replicate; a third whose certificate another CA signed is
+/// refused by them (and refuses them), so it never joins in, while the two carry on.
+#[test]
+fn peers_use_mutual_tls_and_shut_out_a_node_with_a_foreign_certificate() {
+    let _one = one_at_a_time();
+    const N: u64 = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        common::pki::make_pki(&d);
+        format!(
+            "cert = {:?}\nkey = {:?}\nca = {:?}",
+            d.join("peer.crt"),
+            d.join("peer.key"),
+            d.join("ca.crt")
+        )
+    };
+    let (ours, foreign) = (pki("pki"), pki("foreign"));
+    let mut cluster = Cluster::launch_all(
+        dir.path(),
+        vec![
+            NodeOptions::cluster(&ours),
+            NodeOptions::cluster(&ours),
+            NodeOptions::cluster(&foreign),
+        ],
+    );
+    cluster.wait_ready_all(&[0, 1]);
+    let leader = wait_for(
+        "a leader among nodes 1 and 2",
+        Duration::from_secs(30),
+        || {
+            (0..2).find(|&i| {
+                cluster.nodes[i]
+                    .status()
+                    .is_some_and(|s| s["role"] == "leader")
+            })
+        },
+    );
+    send_tcp(cluster.nodes[leader].tcp_port, &frames(0..N));
+    cluster.nodes[leader].wait_accepted(N, Duration::from_secs(120));
+    let line = cluster.wait_same_digest(&[0, 1], Duration::from_secs(60));
+    assert_eq!(digest_records(&line), N, "{line}");
+    let outsider = &cluster.nodes[2];
+    assert!(
+        !outsider.relay.is_ready(),
+        "the node with a foreign certificate is ready"
+    );
+    assert_eq!(outsider.digest().map_or(0, |l| digest_records(&l)), 0);
+    assert!(
+        cluster.nodes[leader]
+            .log_text()
+            .contains("peer TLS handshake failed"),
+        "the leader did not log refusing the outsider's handshake"
+    );
+}
+
 /// Whether `node` shows that its storage failed: `auditrelay_raft_running 0`, a failed
 /// commit, or "Raft stopped" in its log. Fails if the process died instead.
 fn storage_failure_shown(node: &mut Node) -> bool {

@@ -205,6 +205,7 @@ impl Replica {
         let mut encoded: Option<Vec<u8>> = None;
         loop {
             let outcome = match self.leader_now() {
+                // A copy, as a write refused on a lost leadership goes on to the new leader.
                 Some((id, _)) if id == self.id => self.write_here(request.clone()).await,
                 Some((id, addr)) => {
                     if encoded.is_none() {

@@ -1,5 +1,5 @@
-//! Groups prepared records into batches (time, bytes and count bounds) and commits them, one
-//! batch in flight while the next one fills: under load batches grow and one fsync covers
+//! Groups prepared records into batches (time, bytes and count bounds) and commits them, a
+//! bounded number of batches in flight while the next one fills: under load batches grow and one fsync covers
 //! thousands of messages; when idle a message waits at most the delay bound.
 
 use std::sync::Arc;
@@ -18,6 +18,9 @@ pub struct BatchLimits {
     pub max_delay: Duration,
     pub max_bytes: usize,
     pub max_records: usize,
+    /// Batches being committed at once: the next one is proposed while the last is still
+    /// being replicated and applied (Raft keeps their order, so seqs follow it).
+    pub max_in_flight: usize,
 }
 
 /// Longest pause between retries of a failing commit.
@@ -92,19 +95,20 @@ pub async fn run_batcher(
     let mut pending: Vec<PreparedRecord> = Vec::new();
     let mut pending_bytes = 0usize;
     let mut deadline: Option<tokio::time::Instant> = None;
-    let mut in_flight: Option<Commit> = None;
+    let mut in_flight: std::collections::VecDeque<Commit> = std::collections::VecDeque::new();
     let mut closed = false;
     loop {
         let full = pending.len() >= limits.max_records || pending_bytes >= limits.max_bytes;
         let due = full || closed || deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
-        if in_flight.is_none() && !pending.is_empty() && due {
+        let room = in_flight.len() < limits.max_in_flight.max(1);
+        if room && !pending.is_empty() && due {
             let batch = std::mem::take(&mut pending);
             pending_bytes = 0;
             deadline = None;
-            in_flight = Some(spawn_commit(log.clone(), batch, healthy.clone()));
+            in_flight.push_back(spawn_commit(log.clone(), batch, healthy.clone()));
             continue;
         }
-        if closed && pending.is_empty() && in_flight.is_none() {
+        if closed && pending.is_empty() && in_flight.is_empty() {
             return;
         }
         tokio::select! {
@@ -118,15 +122,15 @@ pub async fn run_batcher(
                 }
                 None => closed = true,
             },
-            done = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
-                in_flight = None;
+            done = async { in_flight.front_mut().expect("guarded").await }, if !in_flight.is_empty() => {
+                in_flight.pop_front();
                 match done {
                     Ok((batch, first, seconds)) => finish(batch, first, seconds),
                     Err(e) => tracing::error!(error = %e, "commit task failed"),
                 }
             },
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
-                if deadline.is_some() && in_flight.is_none() && !due => {}
+                if deadline.is_some() && room && !due => {}
         }
     }
 }

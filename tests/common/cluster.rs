@@ -121,6 +121,14 @@ impl Cluster {
     /// Starts one node per entry of `options` (ids 1, 2, …), all before waiting for any, then
     /// waits until all of them are ready.
     pub fn start_with(work: &Path, options: Vec<NodeOptions>) -> Cluster {
+        let mut cluster = Cluster::launch_all(work, options);
+        let all: Vec<usize> = (0..cluster.nodes.len()).collect();
+        cluster.wait_ready_all(&all);
+        cluster
+    }
+
+    /// Starts one node per entry of `options` (ids 1, 2, …) without waiting for any.
+    pub fn launch_all(work: &Path, options: Vec<NodeOptions>) -> Cluster {
         let mut cluster = Cluster {
             work: work.to_path_buf(),
             nodes: Vec::new(),
@@ -133,8 +141,6 @@ impl Cluster {
             let node = cluster.launch(id, ports, &toml, options);
             cluster.nodes.push(node);
         }
-        let all: Vec<usize> = (0..cluster.nodes.len()).collect();
-        cluster.wait_ready_all(&all);
         cluster
     }
 
@@ -187,7 +193,7 @@ impl Cluster {
 
     /// Waits until every node in `which` answers `/readyz` with 200; fails at once, with the
     /// log, if one of them exited.
-    fn wait_ready_all(&mut self, which: &[usize]) {
+    pub fn wait_ready_all(&mut self, which: &[usize]) {
         let deadline = Instant::now() + READY_LIMIT;
         loop {
             let mut waiting = Vec::new();

@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::process::Command;
 
-/// A CA, a server certificate for localhost and a client certificate, made with openssl.
+/// A CA, a server certificate for localhost, a client certificate and a cluster node's
+/// certificate (server and client), made with openssl.
 pub fn make_pki(dir: &Path) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
@@ -49,6 +50,12 @@ pub fn make_pki(dir: &Path) {
             "client",
             "/CN=device-17/O=Example Network",
             "extendedKeyUsage=clientAuth\n",
+        ),
+        // A cluster node: a server to its peers and their client.
+        (
+            "peer",
+            "/CN=auditrelay node",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
         ),
     ] {
         std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
