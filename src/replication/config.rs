@@ -80,7 +80,7 @@ impl Default for ClusterConfig {
             advertise: String::new(),
             members: BTreeMap::from([(1, String::new())]),
             join: false,
-            snapshot_every: 20_000,
+            snapshot_every: 2_000,
             log_keep: 20_000,
             heartbeat_ms: 200,
             election_timeout_ms: 1_000,

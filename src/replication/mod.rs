@@ -13,6 +13,7 @@ mod log_store;
 mod metrics;
 mod pack;
 mod peer;
+mod snapshot_dir;
 mod state_machine;
 mod types;
 

@@ -1,16 +1,18 @@
 //! The audit store as Raft's state machine. Applying entries is one store write per call
 //! (records, control commands and how far the log is applied, together), not fsync'd: the
 //! Raft log already is, and a crash re-applies from the last applied entry the store kept.
-//! Snapshots are store checkpoints, packed into one file so that Raft streams them in chunks;
-//! before a snapshot counts, everything it covers is synced (the log behind it may be purged).
+//! Snapshots are store checkpoints (see `snapshot_dir`), packed into one file when a peer needs
+//! one, which Raft streams in chunks; taking one syncs everything it covers first (the log
+//! behind it may then be purged).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
-use openraft::{EntryPayload, SnapshotMeta, StorageIOError};
+use openraft::{EntryPayload, StorageIOError};
 
 use super::pack;
+use super::snapshot_dir::{remove_dir, Meta, SnapshotDir};
 use super::types::{
     decode, encode, LogEntry, LogId, Membership, Request, Response, StorageError, TypeConfig,
 };
@@ -22,15 +24,10 @@ const APPLIED_KEY: &[u8] = b"raft/applied";
 const MEMBERSHIP_KEY: &[u8] = b"raft/membership";
 /// The highest node id any membership has held: new nodes get higher ones, never a reused id.
 const HIGHEST_NODE_KEY: &[u8] = b"raft/highest_node_id";
-const SNAPSHOT_DATA: &str = "current.snap";
-const SNAPSHOT_META: &str = "current.meta";
-
-type Meta = SnapshotMeta<u64, openraft::BasicNode>;
-
 pub struct StateMachine {
     store: Arc<Store>,
-    /// `<data-dir>/snapshots`: the latest snapshot and the one being received.
-    dir: PathBuf,
+    /// `<data-dir>/snapshots`: the current snapshot and the one being received.
+    snapshots: Arc<SnapshotDir>,
 }
 
 fn sm_read(e: impl std::fmt::Display) -> StorageError {
@@ -48,8 +45,12 @@ fn snapshot_err(e: impl std::fmt::Display) -> StorageError {
 impl StateMachine {
     pub fn open(store: Arc<Store>, data_dir: &Path) -> Result<StateMachine, String> {
         let dir = data_dir.join("snapshots");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        Ok(StateMachine { store, dir })
+        let snapshots =
+            SnapshotDir::open(dir.clone()).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(StateMachine {
+            store,
+            snapshots: Arc::new(snapshots),
+        })
     }
 
     fn applied(store: &Store) -> Result<(Option<LogId>, Membership), String> {
@@ -65,29 +66,6 @@ impl StateMachine {
             None => Membership::default(),
         };
         Ok((applied, membership))
-    }
-
-    async fn open_snapshot(dir: PathBuf) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let meta = match tokio::fs::read(dir.join(SNAPSHOT_META)).await {
-            Ok(bytes) => decode::<Meta>(&bytes).map_err(sm_read)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(sm_read(e)),
-        };
-        let file = tokio::fs::File::open(dir.join(SNAPSHOT_DATA))
-            .await
-            .map_err(sm_read)?;
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: Box::new(file),
-        }))
-    }
-
-    /// Makes `data` (already in place) and `meta` the current snapshot.
-    fn keep_snapshot(dir: &Path, data: &Path, meta: &Meta) -> std::io::Result<()> {
-        std::fs::rename(data, dir.join(SNAPSHOT_DATA))?;
-        let tmp = dir.join("meta.tmp");
-        std::fs::write(&tmp, encode(meta).map_err(std::io::Error::other)?)?;
-        std::fs::rename(tmp, dir.join(SNAPSHOT_META))
     }
 }
 
@@ -215,7 +193,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         SnapshotBuilder {
             store: self.store.clone(),
-            dir: self.dir.clone(),
+            snapshots: self.snapshots.clone(),
         }
     }
 
@@ -225,7 +203,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .write(true)
             .create(true)
             .truncate(true)
-            .open(self.dir.join("incoming.snap"))
+            .open(self.snapshots.scratch("incoming.snap"))
             .await
             .map_err(snapshot_err)?;
         Ok(Box::new(file))
@@ -240,13 +218,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot.sync_all().await.map_err(snapshot_err)?;
         drop(snapshot);
         let store = self.store.clone();
-        let dir = self.dir.clone();
+        let snapshots = self.snapshots.clone();
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || {
-            let incoming = dir.join("incoming.snap");
-            let unpacked = dir.join("incoming.checkpoint");
-            let _ = std::fs::remove_dir_all(&unpacked);
             let text = |e: &dyn std::fmt::Display| e.to_string();
+            let incoming = snapshots.scratch("incoming.snap");
+            let unpacked = snapshots.scratch("incoming.checkpoint");
+            remove_dir(&unpacked).map_err(|e| text(&e))?;
             pack::unpack(&incoming, &unpacked).map_err(|e| text(&e))?;
             store.install(&unpacked).map_err(|e| text(&e))?;
             let applied = encode(&meta.last_log_id)?;
@@ -258,8 +236,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     true,
                 )
                 .map_err(|e| text(&e))?;
-            let _ = std::fs::remove_dir_all(&unpacked);
-            StateMachine::keep_snapshot(&dir, &incoming, &meta).map_err(|e| text(&e))?;
+            // What was received is this node's snapshot now, packed already.
+            snapshots
+                .keep(&unpacked, &meta, Some(&incoming))
+                .map_err(|e| text(&e))?;
             tracing::info!(snapshot = %meta, next_seq = store.next_seq(), "installed a snapshot");
             Ok::<(), String>(())
         })
@@ -269,24 +249,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        StateMachine::open_snapshot(self.dir.clone()).await
+        let snapshots = self.snapshots.clone();
+        let packed = tokio::task::spawn_blocking(move || snapshots.packed())
+            .await
+            .map_err(sm_read)?
+            .map_err(sm_read)?;
+        let Some((meta, path)) = packed else {
+            return Ok(None);
+        };
+        let file = tokio::fs::File::open(path).await.map_err(sm_read)?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        }))
     }
 }
 
-/// Builds a snapshot off Raft's task: checkpoint, pack, keep.
+/// Builds a snapshot off Raft's task: a checkpoint of the store, kept as the current snapshot.
 pub struct SnapshotBuilder {
     store: Arc<Store>,
-    dir: PathBuf,
+    snapshots: Arc<SnapshotDir>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let store = self.store.clone();
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || {
-            let checkpoint = dir.join("building.checkpoint");
-            let _ = std::fs::remove_dir_all(&checkpoint);
+        let snapshots = self.snapshots.clone();
+        let meta = tokio::task::spawn_blocking(move || {
             let text = |e: &dyn std::fmt::Display| e.to_string();
+            let checkpoint = snapshots.scratch("building.checkpoint");
+            remove_dir(&checkpoint).map_err(|e| text(&e))?;
             let values = store
                 .checkpoint(&checkpoint, &[APPLIED_KEY, MEMBERSHIP_KEY])
                 .map_err(|e| text(&e))?;
@@ -312,18 +304,23 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 last_membership,
                 snapshot_id,
             };
-            let packed = dir.join("building.snap");
-            pack::pack(&checkpoint, &packed).map_err(|e| text(&e))?;
-            let _ = std::fs::remove_dir_all(&checkpoint);
-            StateMachine::keep_snapshot(&dir, &packed, &meta).map_err(|e| text(&e))?;
+            snapshots
+                .keep(&checkpoint, &meta, None)
+                .map_err(|e| text(&e))?;
             tracing::info!(snapshot = %meta, "built a snapshot");
-            Ok::<(), String>(())
+            Ok::<Meta, String>(meta)
         })
         .await
         .map_err(snapshot_err)?
         .map_err(snapshot_err)?;
-        StateMachine::open_snapshot(self.dir.clone())
-            .await?
-            .ok_or_else(|| snapshot_err("the snapshot just built is gone"))
+        // Raft takes only the meta from here; the body is packed when a peer needs it
+        // (`get_current_snapshot`), so an empty stand-in serves.
+        let nothing = tokio::fs::File::open("/dev/null")
+            .await
+            .map_err(snapshot_err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(nothing),
+        })
     }
 }
