@@ -19,6 +19,9 @@ shared=$(cd "${AUDITRELAY_SHARED:-../shared}" && pwd)
 release_build
 [[ -x ${RSYSLOG_ROOT:-/tmp/rsyslog-root}/usr/sbin/rsyslogd ]] || "$shared/bench/setup.sh"
 metrics=$(mktemp -d /tmp/auditrelay-cluster-bench.XXXXXX)
+# Each run leaves its stores behind (a GB or more per node for a million messages): the work
+# directory goes when the script ends.
+export WORK=${WORK:-$metrics/work}
 trap 'rm -rf "$metrics"' EXIT
 hook="RELAY_BIN=$CARGO_TARGET_DIR/release/auditrelay METRICS_DIR=$metrics exec $PWD/bench/sut/relay-nodes.sh"
 RESULTS=${RESULTS:-$PWD/bench/results-cluster.csv} RUNS=${RUNS:-$PWD/bench/results-cluster-runs.csv} \

@@ -169,15 +169,15 @@ fn a_stopped_follower_catches_up_from_the_log() {
     );
 }
 
-/// With a snapshot every 20 entries and no log kept behind it, 200,000 messages go to the
+/// With a snapshot every 20 entries and no log kept behind it, 1,000,000 messages go to the
 /// leader. A fourth node started with `join = true` is added with `auditrelay cluster add`;
 /// the log it would need is gone, so it catches up by installing a snapshot, and ends with the
 /// same records as the others. Adding a node under an id already used is refused.
 #[test]
 fn a_node_added_later_catches_up_through_a_snapshot() {
     let _one = one_at_a_time();
-    const N: u64 = 200_000;
-    const CHUNK: u64 = 50_000;
+    const N: u64 = 1_000_000;
+    const CHUNK: u64 = 100_000;
     const SNAPSHOTS: &str = "snapshot_every = 20\nlog_keep = 0";
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path(), 3, SNAPSHOTS);
