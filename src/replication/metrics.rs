@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, gauge};
+use openraft::error::Fatal;
 use openraft::{Raft, RaftMetrics, ServerState};
 use serde_json::json;
 use tokio::sync::watch;
@@ -130,7 +131,12 @@ pub async fn follow(
         }
         last_state = Some(m.state);
         last_leader = Some(m.current_leader);
-        if let Err(e) = &m.running_state {
+        // Stopped is the clean end at shutdown; anything else is a failure.
+        let failure = match &m.running_state {
+            Ok(()) | Err(Fatal::Stopped) => None,
+            Err(e) => Some(e),
+        };
+        if let Some(e) = failure {
             gauge!(RUNNING).set(0.0);
             if !reported_failure {
                 tracing::error!(error = %e, "Raft stopped: this node no longer acknowledges writes");
