@@ -14,13 +14,15 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::cluster::{digest_records, log_tail, Cluster, Node, NodeOptions};
 use common::forwarding::{frames, send_paced_reconnecting, send_tcp, Tally};
-use common::peers::{rsyslog_root, rsyslogd, Input, Receiver};
+use common::peers::{
+    rsyslog_omrelp_sender, rsyslog_root, spawn_loggen, Input, KillOnDrop, Receiver,
+};
 use common::{free_port, have, http_get, metric_value, run_cli, wait_for, BIN};
 
 /// How long a killed or stopped node stays down before it is started again.
@@ -58,51 +60,34 @@ fn rsyslog_omrelp_to_the_leader_loses_nothing_when_the_leader_is_sigkilled_twice
     let work = dir.path().join("rsyslog");
     std::fs::create_dir_all(&work).unwrap();
     let input_port = free_port();
-    let _rsyslog = start_rsyslog(&work, input_port, cluster.nodes[target].relp_port);
+    let _rsyslog = rsyslog_omrelp_sender(&work, input_port, cluster.nodes[target].relp_port);
     let mut loggen = KillOnDrop(spawn_loggen(input_port, N));
     let started = Instant::now();
 
-    wait_for(
-        "40,000 messages committed through the leader",
-        Duration::from_secs(120),
-        || (next_seq(&cluster.nodes[target]) > 40_000.0).then_some(()),
-    );
-    cluster.kill9(target);
-    eprintln!(
-        "{:?}: SIGKILLed node {}, the leader rsyslog sends to",
-        started.elapsed(),
-        cluster.nodes[target].id
-    );
-    std::thread::sleep(DOWN_FOR);
-    cluster.restart(target);
-    eprintln!(
-        "{:?}: node {} is back; node {} leads",
-        started.elapsed(),
-        cluster.nodes[target].id,
-        cluster.nodes[cluster.leader_index()].id
-    );
-
-    // rsyslog still sends to the restarted node; now kill whichever node leads.
-    wait_for(
-        "110,000 messages committed through the restarted node",
-        Duration::from_secs(120),
-        || (next_seq(&cluster.nodes[target]) > 110_000.0).then_some(()),
-    );
-    let leader = cluster.leader_index();
-    cluster.kill9(leader);
-    eprintln!(
-        "{:?}: SIGKILLed node {}, the leader",
-        started.elapsed(),
-        cluster.nodes[leader].id
-    );
-    std::thread::sleep(DOWN_FOR);
-    cluster.restart(leader);
-    eprintln!(
-        "{:?}: node {} is back; node {} leads",
-        started.elapsed(),
-        cluster.nodes[leader].id,
-        cluster.nodes[cluster.leader_index()].id
-    );
+    // First the leader rsyslog sends to; then, with rsyslog still sending to that node (back as
+    // a follower, handing its batches over), whichever node leads by then.
+    for after in [40_000.0, 110_000.0] {
+        wait_for(
+            &format!("{after} messages committed through the node rsyslog sends to"),
+            Duration::from_secs(120),
+            || (next_seq(&cluster.nodes[target]) > after).then_some(()),
+        );
+        let leader = cluster.leader_index();
+        cluster.kill9(leader);
+        eprintln!(
+            "{:?}: SIGKILLed node {}, the leader",
+            started.elapsed(),
+            cluster.nodes[leader].id
+        );
+        std::thread::sleep(DOWN_FOR);
+        cluster.restart(leader);
+        eprintln!(
+            "{:?}: node {} is back; node {} leads",
+            started.elapsed(),
+            cluster.nodes[leader].id,
+            cluster.nodes[cluster.leader_index()].id
+        );
+    }
 
     assert!(loggen.0.wait().unwrap().success(), "loggen failed");
     eprintln!("{:?}: loggen done", started.elapsed());
@@ -586,77 +571,4 @@ fn loggen_counts(data_dir: &Path) -> HashMap<String, u32> {
     }
     assert!(child.wait().unwrap().success(), "auditrelay query failed");
     counts
-}
-
-/// loggen sending `n` numbered messages to rsyslog's imtcp `port`, as in `relay_relp.rs`.
-fn spawn_loggen(port: u16, n: u64) -> Child {
-    Command::new("loggen")
-        .args([
-            "-i",
-            "-S",
-            "-P",
-            "-Q",
-            "-n",
-            &n.to_string(),
-            "-r",
-            "20000",
-            "-I",
-            "300",
-            "-s",
-            "200",
-        ])
-        .args(["127.0.0.1", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// Starts rsyslogd: imtcp on `input_port`, everything forwarded with omrelp to `relay_port`
-/// (the same configuration as `relay_relp.rs`: window 1024, retried for ever every second).
-fn start_rsyslog(work: &Path, input_port: u16, relay_port: u16) -> KillOnDrop {
-    let root = rsyslog_root();
-    let rsyslogd = rsyslogd();
-    let conf = work.join("rsyslog.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"global(workDirectory="{work}")
-module(load="imtcp")
-module(load="omrelp")
-input(type="imtcp" address="127.0.0.1" port="{input_port}" ruleset="forward")
-ruleset(name="forward" queue.type="LinkedList" queue.size="500000") {{
-  action(type="omrelp" target="127.0.0.1" port="{relay_port}" template="RSYSLOG_SyslogProtocol23Format"
-         windowSize="1024" action.resumeRetryCount="-1" action.resumeInterval="1")
-}}
-"#,
-            work = work.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(&rsyslogd)
-        .args(["-n", "-i"])
-        .arg(work.join("rsyslogd.pid"))
-        .arg("-f")
-        .arg(&conf)
-        .arg("-M")
-        .arg(root.join("usr/lib/x86_64-linux-gnu/rsyslog"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(work.join("rsyslogd.log")).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for("rsyslog listening", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", input_port)).ok()
-    });
-    KillOnDrop(child)
-}
-
-/// Kills a client if the test fails early.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

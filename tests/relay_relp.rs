@@ -8,52 +8,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::peers::{rsyslog_root, rsyslogd};
+use common::peers::{rsyslog_omrelp_sender, spawn_loggen, KillOnDrop};
 use common::{free_port, have, wait_for, Relay};
-
-/// Starts rsyslogd: imtcp on `input_port`, everything forwarded with omrelp to `relay_port`.
-/// omrelp's default window of 128 holds rsyslog to about 640 messages a second here, against
-/// rsyslog's own imrelp just the same (librelp pauses each time the window fills), so the
-/// window is raised to 1024 as a production sender would.
-fn start_rsyslog(work: &std::path::Path, input_port: u16, relay_port: u16) -> KillOnDrop {
-    let root = rsyslog_root();
-    let rsyslogd = rsyslogd();
-    let conf = work.join("rsyslog.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"global(workDirectory="{work}")
-module(load="imtcp")
-module(load="omrelp")
-input(type="imtcp" address="127.0.0.1" port="{input_port}" ruleset="forward")
-ruleset(name="forward" queue.type="LinkedList" queue.size="500000") {{
-  action(type="omrelp" target="127.0.0.1" port="{relay_port}" template="RSYSLOG_SyslogProtocol23Format"
-         windowSize="1024" action.resumeRetryCount="-1" action.resumeInterval="1")
-}}
-"#,
-            work = work.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(&rsyslogd)
-        .args(["-n", "-i"])
-        .arg(work.join("rsyslogd.pid"))
-        .arg("-f")
-        .arg(&conf)
-        .arg("-M")
-        .arg(root.join("usr/lib/x86_64-linux-gnu/rsyslog"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(work.join("rsyslogd.log")).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for("rsyslog listening", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", input_port)).ok()
-    });
-    KillOnDrop(child)
-}
 
 fn next_seq(relay: &Relay) -> f64 {
     relay.metric("auditrelay_store_next_seq", &[])
@@ -72,28 +30,8 @@ fn rsyslog_omrelp_loses_nothing_when_the_relay_is_sigkilled_twice() {
     let work = dir.path().join("rsyslog");
     std::fs::create_dir_all(&work).unwrap();
     let input_port = free_port();
-    let _rsyslog = start_rsyslog(&work, input_port, relp_port);
-    let loggen = Command::new("loggen")
-        .args([
-            "-i",
-            "-S",
-            "-P",
-            "-Q",
-            "-n",
-            &N.to_string(),
-            "-r",
-            "20000",
-            "-I",
-            "300",
-            "-s",
-            "200",
-        ])
-        .args(["127.0.0.1", &input_port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut loggen = KillOnDrop(loggen);
+    let _rsyslog = rsyslog_omrelp_sender(&work, input_port, relp_port);
+    let mut loggen = KillOnDrop(spawn_loggen(input_port, N));
     let started = std::time::Instant::now();
     for kill_at in [40_000.0, 110_000.0] {
         wait_for("messages flowing", Duration::from_secs(120), || {
@@ -131,14 +69,4 @@ fn rsyslog_omrelp_loses_nothing_when_the_relay_is_sigkilled_twice() {
     });
     let duplicates: u32 = count.values().map(|c| c - 1).sum();
     eprintln!("{N} distinct messages stored; {duplicates} duplicates from resends after the kills");
-}
-
-/// Kills a client if the test fails early.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

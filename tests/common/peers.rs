@@ -218,3 +218,78 @@ impl Drop for Receiver {
         }
     }
 }
+
+/// loggen sending `n` numbered RFC 5424 messages (200 B, 20,000 a second) to `port` over TCP.
+pub fn spawn_loggen(port: u16, n: u64) -> Child {
+    Command::new("loggen")
+        .args([
+            "-i",
+            "-S",
+            "-P",
+            "-Q",
+            "-n",
+            &n.to_string(),
+            "-r",
+            "20000",
+            "-I",
+            "300",
+            "-s",
+            "200",
+        ])
+        .args(["127.0.0.1", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Starts rsyslogd as a RELP sender: imtcp on `input_port`, everything forwarded with omrelp to
+/// `relay_port`, retried for ever every second. omrelp's default window of 128 holds rsyslog to
+/// about 640 messages a second here (librelp pauses each time the window fills), so the window
+/// is raised to 1024 as a production sender would.
+pub fn rsyslog_omrelp_sender(work: &Path, input_port: u16, relay_port: u16) -> KillOnDrop {
+    let root = rsyslog_root();
+    let rsyslogd = rsyslogd();
+    let conf = work.join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{work}")
+module(load="imtcp")
+module(load="omrelp")
+input(type="imtcp" address="127.0.0.1" port="{input_port}" ruleset="forward")
+ruleset(name="forward" queue.type="LinkedList" queue.size="500000") {{
+  action(type="omrelp" target="127.0.0.1" port="{relay_port}" template="RSYSLOG_SyslogProtocol23Format"
+         windowSize="1024" action.resumeRetryCount="-1" action.resumeInterval="1")
+}}
+"#,
+            work = work.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(&rsyslogd)
+        .args(["-n", "-i"])
+        .arg(work.join("rsyslogd.pid"))
+        .arg("-f")
+        .arg(&conf)
+        .arg("-M")
+        .arg(root.join("usr/lib/x86_64-linux-gnu/rsyslog"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(work.join("rsyslogd.log")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("rsyslog listening", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", input_port)).ok()
+    });
+    KillOnDrop(child)
+}
+
+/// Kills a process (a client, a sender) when the test ends, also when it fails early.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
