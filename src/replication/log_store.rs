@@ -7,6 +7,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -32,6 +33,8 @@ pub struct LogStore {
     db: Arc<Db>,
     /// Kept for the WAL sync counter (tests check that a flush report follows a sync).
     options: Arc<Options>,
+    /// The commit index Raft last saved, for metrics (Raft's own metrics lack it).
+    committed: Arc<AtomicU64>,
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -63,6 +66,7 @@ impl LogStore {
         Ok(LogStore {
             db: Arc::new(db),
             options: Arc::new(options),
+            committed: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -115,6 +119,11 @@ impl LogStore {
         let reported = result.as_ref().map(|_| ()).map_err(io_error);
         flushed(result);
         reported
+    }
+
+    /// The index of the last entry Raft said is committed (0 before any).
+    pub fn commit_index(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
     }
 
     /// How many times RocksDB has synced this log's WAL.
@@ -209,6 +218,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not synced: after a crash Raft learns the commit point again from the leader.
+        if let Some(id) = committed {
+            self.committed.store(id.index, Ordering::Relaxed);
+        }
         let state = self.cf(STATE_CF).map_err(write_err)?;
         let value = encode(&committed).map_err(|e| write_err(io_error(e)))?;
         self.db

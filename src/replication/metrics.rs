@@ -18,6 +18,7 @@ pub const ROLE: &str = "auditrelay_raft_role";
 pub const TERM: &str = "auditrelay_raft_term";
 pub const LAST_LOG_INDEX: &str = "auditrelay_raft_last_log_index";
 pub const APPLIED_INDEX: &str = "auditrelay_raft_applied_index";
+pub const COMMIT_INDEX: &str = "auditrelay_raft_commit_index";
 pub const REPLICATION_LAG: &str = "auditrelay_raft_replication_lag_entries";
 pub const ELECTIONS: &str = "auditrelay_raft_elections_total";
 pub const LEADER_CHANGES: &str = "auditrelay_raft_leader_changes_total";
@@ -45,7 +46,11 @@ pub fn describe() {
     );
     describe_gauge!(
         APPLIED_INDEX,
-        "Index of the last entry applied to the store (committed)."
+        "Index of the last entry applied to the store."
+    );
+    describe_gauge!(
+        COMMIT_INDEX,
+        "Index of the last entry known committed (in a majority's fsync'd logs)."
     );
     describe_gauge!(
         REPLICATION_LAG,
@@ -73,6 +78,8 @@ pub fn describe() {
     counter!(LEADER_CHANGES).absolute(0);
     gauge!(MAJORITY).set(0.0);
     gauge!(RUNNING).set(1.0);
+    gauge!(COMMIT_INDEX).set(0.0);
+    gauge!(APPLIED_INDEX).set(0.0);
 }
 
 /// Whether the node with these metrics is part of a working majority: a leader that heard
@@ -113,6 +120,7 @@ pub async fn follow(
         counter!(LOG_SYNCS).absolute(log.wal_syncs());
         gauge!(LAST_LOG_INDEX).set(m.last_log_index.unwrap_or(0) as f64);
         gauge!(APPLIED_INDEX).set(m.last_applied.map_or(0, |l| l.index) as f64);
+        gauge!(COMMIT_INDEX).set(log.commit_index() as f64);
         if let Some(replication) = &m.replication {
             let last = m.last_log_index.unwrap_or(0);
             for (peer, matched) in replication {
