@@ -62,7 +62,9 @@ pub async fn run(config: Config) -> Result<(), String> {
         ..ParseOptions::default()
     };
     let zones = Arc::new(config.zones.clone());
-    let mut reloaders = Vec::new();
+    // The peer port's certificate is reloaded like the listeners' (clients read theirs at
+    // each new connection).
+    let mut reloaders: Vec<Arc<TlsReloader>> = replica.tls_reloader().into_iter().collect();
     let mut listeners = Vec::new();
     for listener in &config.listeners {
         let transport = listener.url.transport;

@@ -148,6 +148,11 @@ impl Replica {
         Ok(replica)
     }
 
+    /// The peer port's TLS configuration, for reloading on SIGHUP and file changes.
+    pub fn tls_reloader(&self) -> Option<Arc<crate::ingest::tls::TlsReloader>> {
+        self.tls.as_ref().map(PeerTls::reloader)
+    }
+
     /// True while this node leads (and so runs forwarding).
     pub fn leader(&self) -> watch::Receiver<bool> {
         self.leader.clone()

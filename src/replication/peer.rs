@@ -133,7 +133,12 @@ impl PeerTls {
         })
     }
 
+    pub fn reloader(&self) -> Arc<TlsReloader> {
+        self.server.clone()
+    }
+
     /// A connector for the peer at `addr`, which must prove the name (or IP) of its host.
+    /// Made for each connection, so that replaced certificate files take effect.
     fn client(&self, addr: &str) -> Result<Client, String> {
         let host = addr
             .rsplit_once(':')
