@@ -13,11 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source packaging/dev-env.sh
-ensure_rust
-ensure_build_deps
-shared=$(cd "${AUDITRELAY_SHARED:-../shared}" && pwd)
-release_build
-[[ -x ${RSYSLOG_ROOT:-/tmp/rsyslog-root}/usr/sbin/rsyslogd ]] || "$shared/bench/setup.sh"
+harness_ready
 metrics=$(mktemp -d /tmp/auditrelay-cluster-bench.XXXXXX)
 # Each run leaves its stores behind (a GB or more per node for a million messages): the work
 # directory goes when the script ends.

@@ -12,11 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source packaging/dev-env.sh
-ensure_rust
-ensure_build_deps
-shared=$(cd "${AUDITRELAY_SHARED:-../shared}" && pwd)
-release_build
-[[ -x ${RSYSLOG_ROOT:-/tmp/rsyslog-root}/usr/sbin/rsyslogd ]] || "$shared/bench/setup.sh"
+harness_ready
 export RESULTS="${RESULTS:-$PWD/bench/results-load.csv}" RUNS="${RUNS:-$PWD/bench/results-load-runs.csv}"
 export RESULTS_APPEND="${RESULTS_APPEND:-1}"
 args=(--transports "udp-paced tcp tls" --repeats 3)

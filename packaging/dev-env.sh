@@ -57,6 +57,17 @@ release_build() {
   cargo build --release --locked --bin auditrelay >&2
 }
 
+# harness_ready prepares a run of the shared load harness (../shared/bench, or
+# $AUDITRELAY_SHARED): Rust and build dependencies, the release binary, and the harness's own
+# peers; sets `shared` to the harness's directory.
+harness_ready() {
+  ensure_rust
+  ensure_build_deps
+  shared=$(cd "${AUDITRELAY_SHARED:-../shared}" && pwd)
+  release_build
+  [[ -x ${RSYSLOG_ROOT:-/tmp/rsyslog-root}/usr/sbin/rsyslogd ]] || "$shared/bench/setup.sh"
+}
+
 # Where test peers that cannot be apt-installed side by side are unpacked.
 export AUDITRELAY_PEERS_DIR="${AUDITRELAY_PEERS_DIR:-/var/tmp/auditrelay-peers}"
 export AUDITRELAY_RSYSLOG_ROOT="$AUDITRELAY_PEERS_DIR/rsyslog-root"
