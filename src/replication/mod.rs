@@ -57,7 +57,9 @@ pub struct Replica {
     raft: Raft<TypeConfig>,
     store: Arc<Store>,
     /// Connections to the leader, for handing over writes and admin requests.
-    peers: tokio::sync::Mutex<HashMap<NodeId, PeerClient>>,
+    /// Idle connections by node: a call takes one (or makes one) and puts it back after, so
+    /// the write path's batches in flight go to the leader side by side.
+    peers: std::sync::Mutex<HashMap<NodeId, Vec<PeerClient>>>,
     tls: Option<PeerTls>,
     leader: watch::Receiver<bool>,
     ready: watch::Receiver<bool>,
@@ -120,7 +122,7 @@ impl Replica {
             id: cluster.node_id,
             raft,
             store,
-            peers: tokio::sync::Mutex::new(HashMap::new()),
+            peers: std::sync::Mutex::new(HashMap::new()),
             tls: tls.clone(),
             leader,
             ready,
@@ -193,14 +195,23 @@ impl Replica {
         body: &[u8],
         timeout: Duration,
     ) -> Result<A, String> {
-        let mut peers = self.peers.lock().await;
-        let client = peers
-            .entry(id)
-            .or_insert_with(|| PeerClient::new(addr, self.tls.clone()));
+        let idle = {
+            let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+            peers.get_mut(&id).and_then(Vec::pop)
+        };
+        let mut client = idle
+            .filter(|c| c.addr() == addr)
+            .unwrap_or_else(|| PeerClient::new(addr, self.tls.clone()));
         let answer = client
             .call(kind, body, timeout)
             .await
             .map_err(|e| format!("leader {id} at {addr}: {e}"))?;
+        self.peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id)
+            .or_default()
+            .push(client);
         decode(&answer)
     }
 

@@ -165,6 +165,11 @@ impl PeerClient {
         }
     }
 
+    /// The peer address this client connects to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     async fn connect(&self) -> Result<Box<dyn Io>, CallError> {
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
             .await
