@@ -90,7 +90,7 @@ fn describe() {
     describe_counter!(RECEIVED_BYTES, Unit::Bytes, "Message bytes received.");
     describe_counter!(
         ACCEPTED,
-        "Messages committed to the store with a synced WAL: what 'accepted' means."
+        "Messages committed (in a majority's fsync'd Raft logs, then applied): what 'accepted' means."
     );
     describe_counter!(DROPPED, "Messages received but not committed, by reason.");
     describe_counter!(
@@ -117,7 +117,7 @@ fn describe() {
     describe_histogram!(
         COMMIT_SECONDS,
         Unit::Seconds,
-        "Time to commit a batch (write and fsync)."
+        "Time to commit a batch: proposed, fsync'd by a majority, applied to the store."
     );
     describe_counter!(COMMIT_FAILURES, "Failed commit attempts (retried).");
     describe_counter!(

@@ -1,10 +1,12 @@
 //! The audit store: records and their indexes in RocksDB, one column family per UTC day.
 //! This module is the only code that touches RocksDB keys (see `keys`).
 //!
-//! Every committed batch is one RocksDB write batch with the WAL fsync'd before `commit`
-//! returns: that is what "accepted" means. Applying a batch is deterministic (no clocks, no
-//! randomness): times, days and index terms arrive with the entries, so a replicated store
-//! built from the same batches is byte-identical.
+//! The store is Raft's state machine: each apply is one atomic RocksDB write batch (records,
+//! index postings, control commands and the applied index together). What makes a batch
+//! durable is the Raft log's fsync; [`Store::apply`] can still sync its own WAL for writes
+//! that no log covers. Applying is deterministic (no clocks, no randomness): times, days and
+//! index terms arrive with the entries, so every replica built from the same batches holds the
+//! same bytes.
 
 pub mod digest;
 pub mod keys;
