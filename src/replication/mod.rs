@@ -56,9 +56,9 @@ pub struct Replica {
     id: NodeId,
     raft: Raft<TypeConfig>,
     store: Arc<Store>,
-    /// Connections to the leader, for handing over writes and admin requests.
-    /// Idle connections by node: a call takes one (or makes one) and puts it back after, so
-    /// the write path's batches in flight go to the leader side by side.
+    /// Idle connections to the leader (by node id), for handing over writes and admin
+    /// requests: a call takes one (or makes one) and puts it back after, so the write path's
+    /// batches in flight go to the leader side by side.
     peers: std::sync::Mutex<HashMap<NodeId, Vec<PeerClient>>>,
     tls: Option<PeerTls>,
     leader: watch::Receiver<bool>,
@@ -229,19 +229,16 @@ impl Replica {
                         encoded = Some(encode(&request)?);
                     }
                     let body = encoded.as_deref().unwrap_or_default();
-                    match self
-                        .call_leader::<Result<Response, String>>(
-                            id,
-                            &addr,
-                            Kind::Write,
-                            body,
-                            FORWARD_TIMEOUT,
-                        )
-                        .await
-                    {
-                        Ok(answer) => answer,
-                        Err(e) => Err(e),
-                    }
+                    // Either the call failed or the leader answered with its own verdict.
+                    self.call_leader::<Result<Response, String>>(
+                        id,
+                        &addr,
+                        Kind::Write,
+                        body,
+                        FORWARD_TIMEOUT,
+                    )
+                    .await
+                    .and_then(|answer| answer)
                 }
                 None => Err("no leader".to_string()),
             };

@@ -16,7 +16,6 @@ use super::snapshot_dir::{remove_dir, Meta, SnapshotDir};
 use super::types::{
     decode, encode, LogEntry, LogId, Membership, Request, Response, StorageError, TypeConfig,
 };
-use crate::store::keys::IndexTerms;
 use crate::store::{Change, Entry, Store};
 
 /// Store metadata keys for Raft's applied state.
@@ -74,45 +73,36 @@ fn apply_entries(store: &Store, entries: Vec<LogEntry>) -> Result<Vec<Response>,
     let Some(last) = entries.last().map(|e| e.log_id) else {
         return Ok(Vec::new());
     };
-    let mut membership = None;
-    // Owned parts first, then the borrowed views the store takes.
-    let mut terms: Vec<Vec<IndexTerms>> = Vec::new();
-    for entry in &entries {
-        match &entry.payload {
-            EntryPayload::Normal(Request::Records(records)) => terms.push(Request::terms(records)),
-            EntryPayload::Membership(m) => {
-                membership = Some(Membership::new(Some(entry.log_id), m.clone()))
-            }
-            _ => {}
-        }
-    }
-    let mut views: Vec<Vec<Entry<'_>>> = Vec::new();
-    let mut next_terms = terms.iter();
-    for entry in &entries {
-        if let EntryPayload::Normal(Request::Records(records)) = &entry.payload {
-            let terms = next_terms.next().expect("one per record batch");
-            views.push(
+    // The store borrows each record batch as a slice of views; build those first.
+    let views: Vec<Vec<Entry<'_>>> = entries
+        .iter()
+        .filter_map(|entry| match &entry.payload {
+            EntryPayload::Normal(Request::Records(records)) => Some(
                 records
                     .iter()
-                    .zip(terms)
-                    .map(|(r, t)| Entry {
+                    .map(|r| Entry {
                         received_micros: r.received_micros,
                         json: &r.json,
-                        terms: t,
+                        terms: &r.terms,
                     })
                     .collect(),
-            );
-        }
-    }
+            ),
+            _ => None,
+        })
+        .collect();
     let mut next_view = views.iter();
     let mut changes = Vec::new();
+    let mut membership = None;
     for entry in &entries {
         match &entry.payload {
             EntryPayload::Normal(Request::Records(_)) => {
                 changes.push(Change::Records(next_view.next().expect("one per batch")))
             }
             EntryPayload::Normal(Request::Control(ops)) => changes.push(Change::Control(ops)),
-            _ => {}
+            EntryPayload::Membership(m) => {
+                membership = Some(Membership::new(Some(entry.log_id), m.clone()))
+            }
+            EntryPayload::Blank => {}
         }
     }
     let applied = encode(&Some(last))?;

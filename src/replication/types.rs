@@ -30,7 +30,7 @@ pub type StorageError = openraft::StorageError<NodeId>;
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ProposedRecord {
     pub received_micros: i64,
-    pub terms: [Option<u64>; 6],
+    pub terms: IndexTerms,
     #[serde(with = "bytes")]
     pub json: Vec<u8>,
 }
@@ -39,7 +39,7 @@ impl ProposedRecord {
     pub fn of(entry: &Entry<'_>) -> ProposedRecord {
         ProposedRecord {
             received_micros: entry.received_micros,
-            terms: entry.terms.0,
+            terms: *entry.terms,
             json: entry.json.to_vec(),
         }
     }
@@ -59,13 +59,6 @@ impl std::fmt::Debug for Request {
             Request::Records(r) => write!(f, "Records({})", r.len()),
             Request::Control(ops) => write!(f, "Control({ops:?})"),
         }
-    }
-}
-
-impl Request {
-    /// The terms of each record, in the store's own type.
-    pub fn terms(records: &[ProposedRecord]) -> Vec<IndexTerms> {
-        records.iter().map(|r| IndexTerms(r.terms)).collect()
     }
 }
 
@@ -134,7 +127,7 @@ mod tests {
     fn records_round_trip_with_json_as_one_byte_string() {
         let request = Request::Records(vec![ProposedRecord {
             received_micros: 7,
-            terms: [Some(1), None, None, None, None, Some(9)],
+            terms: IndexTerms([Some(1), None, None, None, None, Some(9)]),
             json: vec![b'x'; 1000],
         }]);
         let bytes = encode(&request).unwrap();
@@ -142,7 +135,7 @@ mod tests {
         match decode::<Request>(&bytes).unwrap() {
             Request::Records(r) => {
                 assert_eq!(r[0].json, vec![b'x'; 1000]);
-                assert_eq!(r[0].terms[5], Some(9));
+                assert_eq!(r[0].terms.0[5], Some(9));
             }
             other => panic!("{other:?}"),
         }

@@ -43,8 +43,9 @@ impl IndexField {
     ];
 }
 
-/// The hashed values of one record's indexed fields, computed before the record is proposed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The hashed values of one record's indexed fields, computed before the record is proposed
+/// (and carried in the Raft entry, hence serde).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IndexTerms(pub [Option<u64>; 6]);
 
 impl IndexTerms {
