@@ -206,20 +206,17 @@ async fn forward_while_leading(
                 crate::forward::start(&destinations, store, log, hangup, &term)
             })
             .await
+            .map_err(|e| e.to_string())
+            .and_then(|started| started)
         };
         let tasks = match started {
-            Ok(Ok((tasks, registered))) => {
+            Ok((tasks, registered)) => {
                 registry.send_replace(registered);
                 tracing::info!("leading: forwarding started");
                 tasks
             }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "forwarding could not start; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
             Err(e) => {
-                tracing::error!(error = %e, "forwarding start-up failed; retrying");
+                tracing::error!(error = %e, "forwarding could not start; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
