@@ -1,12 +1,19 @@
 //! Key layout of the audit store (DESIGN.md §5). Only the store encodes or decodes keys.
 //!
-//! Per UTC day, one column family holds:
-//! - records: `b'r' ‖ seq (u64 BE)` → the record's canonical JSON (without `seq`);
-//! - index postings: `b'x' ‖ field tag ‖ hash(value) (u64 BE) ‖ received µs (u64 BE) ‖ seq`
+//! Per UTC day, two column families:
+//! - `day-YYYY-MM-DD`, records: `b'r' ‖ seq (u64 BE)` → the record's canonical JSON (without
+//!   `seq`);
+//! - `idx-YYYY-MM-DD`, index postings: `b'x' ‖ field tag ‖ hash(value) (u64 BE) ‖ received µs (u64 BE) ‖ seq`
 //!   → the seqs of that batch's records with that value (delta varints). One posting per
 //!   (batch, day, field, value) instead of one key per record: under load a batch of thousands
 //!   of messages from one host costs a handful of index writes, not thousands. The key's time
 //!   and seq are those of the posting's first record.
+//!
+//! Records and postings are apart because their keys grow differently: records only ever
+//! append at the end of the key space, so RocksDB moves their flushed files down the levels
+//! without rewriting them, while postings land all over theirs. In one column family every
+//! flushed file overlapped everything below it and compaction rewrote the whole day again and
+//! again (a fifth of the relay's CPU under load, profiled).
 //!
 //! Hashes are FNV-1a 64: stable across versions and machines, which a replicated store needs.
 //! A query re-checks the record itself, so a collision costs a read, never a wrong answer.
@@ -19,6 +26,7 @@ pub const INDEX_PREFIX: u8 = b'x';
 pub const META_CF: &str = "meta";
 pub const NEXT_SEQ_KEY: &[u8] = b"next_seq";
 const DAY_CF_PREFIX: &str = "day-";
+const INDEX_CF_PREFIX: &str = "idx-";
 
 /// The fields that have a secondary index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,15 +99,33 @@ pub fn day_of(micros: i64) -> i64 {
     micros.div_euclid(86_400_000_000)
 }
 
-/// The column family of a UTC day: `day-2026-11-26`.
+/// The records column family of a UTC day: `day-2026-11-26`.
 pub fn day_cf_name(day: i64) -> String {
-    let (y, m, d) = civil_from_days(day);
-    format!("{DAY_CF_PREFIX}{y:04}-{m:02}-{d:02}")
+    dated_name(DAY_CF_PREFIX, day)
 }
 
-/// The day of a day column family's name.
+/// The index column family of a UTC day: `idx-2026-11-26`.
+pub fn index_cf_name(day: i64) -> String {
+    dated_name(INDEX_CF_PREFIX, day)
+}
+
+fn dated_name(prefix: &str, day: i64) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("{prefix}{y:04}-{m:02}-{d:02}")
+}
+
+/// The day of a records column family's name.
 pub fn day_of_cf_name(name: &str) -> Option<i64> {
-    let date = name.strip_prefix(DAY_CF_PREFIX)?;
+    day_of_dated_name(DAY_CF_PREFIX, name)
+}
+
+/// The day of an index column family's name.
+pub fn day_of_index_cf_name(name: &str) -> Option<i64> {
+    day_of_dated_name(INDEX_CF_PREFIX, name)
+}
+
+fn day_of_dated_name(prefix: &str, name: &str) -> Option<i64> {
+    let date = name.strip_prefix(prefix)?;
     let mut parts = date.splitn(3, '-');
     let y: i32 = parts.next()?.parse().ok()?;
     let m: u8 = parts.next()?.parse().ok()?;
@@ -205,6 +231,8 @@ mod tests {
         let day = day_of(1_795_000_000_000_000);
         assert_eq!(day_of_cf_name(&day_cf_name(day)), Some(day));
         assert_eq!(day_cf_name(0), "day-1970-01-01");
+        assert_eq!(day_of_index_cf_name(&index_cf_name(day)), Some(day));
+        assert_eq!(day_of_cf_name(&index_cf_name(day)), None);
     }
 
     #[test]

@@ -23,7 +23,10 @@ use rocksdb::{
 };
 use tokio::sync::watch;
 
-use keys::{day_cf_name, index_key, record_key, IndexField, IndexTerms, META_CF, NEXT_SEQ_KEY};
+use keys::{
+    day_cf_name, index_cf_name, index_key, record_key, IndexField, IndexTerms, META_CF,
+    NEXT_SEQ_KEY,
+};
 pub use meta::{Control, DeadLetter};
 
 type Db = DBWithThreadMode<MultiThreaded>;
@@ -258,20 +261,26 @@ impl Store {
     ) -> Result<(), StoreError> {
         // (day, field, hash, seq, time): sorted, they group into one posting per value.
         let mut postings = Vec::with_capacity(entries.len() * 4);
+        // A batch almost always falls in one day: its column family is looked up once.
+        let mut day_cf = None;
         for (i, entry) in entries.iter().enumerate() {
             let seq = first + i as u64;
             let day = keys::day_of(entry.received_micros);
             let range = days.entry(day).or_insert((seq, seq));
             range.0 = range.0.min(seq);
             range.1 = seq;
-            let cf = self.day_cf(day)?;
-            batch.put_cf(&cf, record_key(seq), entry.json);
+            let cf = match &day_cf {
+                Some((d, cf)) if *d == day => cf,
+                _ => &day_cf.insert((day, self.day_cf(day)?)).1,
+            };
+            batch.put_cf(cf, record_key(seq), entry.json);
             for (field, hash) in entry.terms.present() {
                 postings.push((day, field as u8, hash, seq, entry.received_micros));
             }
         }
         postings.sort_unstable();
         let mut value = Vec::new();
+        let mut index_cf = None;
         for group in postings.chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)) {
             let (day, field, hash, first_seq, _) = group[0];
             let field = IndexField::ALL[usize::from(field) - 1];
@@ -279,11 +288,11 @@ impl Store {
             let seqs: Vec<u64> = group.iter().map(|p| p.3).collect();
             value.clear();
             keys::encode_posting(&seqs, &mut value);
-            batch.put_cf(
-                &self.day_cf(day)?,
-                index_key(field, hash, time, first_seq),
-                &value,
-            );
+            let cf = match &index_cf {
+                Some((d, cf)) if *d == day => cf,
+                _ => &index_cf.insert((day, self.index_cf(day)?)).1,
+            };
+            batch.put_cf(cf, index_key(field, hash, time, first_seq), &value);
         }
         Ok(())
     }
@@ -328,12 +337,14 @@ impl Store {
             let Some(from) = copy.cf_handle(name) else {
                 continue;
             };
-            let to = match keys::day_of_cf_name(name) {
-                Some(day) => self.day_cf(day)?,
-                None => self
-                    .db
+            let to = if keys::day_of_cf_name(name).is_some()
+                || keys::day_of_index_cf_name(name).is_some()
+            {
+                self.cf_created(name)?
+            } else {
+                self.db
                     .cf_handle(name)
-                    .ok_or_else(|| StoreError::Corrupt(format!("no column family {name}")))?,
+                    .ok_or_else(|| StoreError::Corrupt(format!("no column family {name}")))?
             };
             let mut batch = WriteBatch::default();
             for item in copy.iterator_cf(&from, rocksdb::IteratorMode::Start) {
@@ -401,17 +412,25 @@ impl Store {
         scan::days_covering(&ranges, from, end)
     }
 
-    /// The column family of a day, created on first use.
+    /// The records column family of a day, created on first use.
     fn day_cf(&self, day: i64) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
-        let name = day_cf_name(day);
-        if let Some(cf) = self.db.cf_handle(&name) {
+        self.cf_created(&day_cf_name(day))
+    }
+
+    /// The index column family of a day, created on first use.
+    fn index_cf(&self, day: i64) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
+        self.cf_created(&index_cf_name(day))
+    }
+
+    fn cf_created(&self, name: &str) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
+        if let Some(cf) = self.db.cf_handle(name) {
             return Ok(cf);
         }
         self.db
-            .create_cf(&name, &db_options())
+            .create_cf(name, &db_options())
             .map_err(|e| StoreError::Write(e.to_string()))?;
         self.db
-            .cf_handle(&name)
+            .cf_handle(name)
             .ok_or_else(|| StoreError::Write(format!("column family {name} vanished")))
     }
 }

@@ -8,8 +8,8 @@ use rocksdb::{Direction, IteratorMode};
 use serde_json::Value;
 
 use super::keys::{
-    day_cf_name, day_of, decode_posting, index_seek_key, parse_index_key, parse_record_key,
-    record_key, value_hash, IndexField, RECORD_PREFIX,
+    day_cf_name, day_of, decode_posting, index_cf_name, index_seek_key, parse_index_key,
+    parse_record_key, record_key, value_hash, IndexField, RECORD_PREFIX,
 };
 use super::{StoreError, StoreReader};
 
@@ -99,6 +99,11 @@ fn day_candidates(reader: &StoreReader, day: i64, query: &Query) -> Result<Vec<u
     let Some(cf) = db.cf_handle(&day_cf_name(day)) else {
         return Ok(Vec::new());
     };
+    // Postings have their own column family; stores written before that kept them with the
+    // records.
+    let index_cf = db
+        .cf_handle(&index_cf_name(day))
+        .unwrap_or_else(|| cf.clone());
     let read_err = |e: rocksdb::Error| StoreError::Read(e.to_string());
     let mut seqs = Vec::new();
     match query.index() {
@@ -106,7 +111,8 @@ fn day_candidates(reader: &StoreReader, day: i64, query: &Query) -> Result<Vec<u
             let until = query.until.unwrap_or(i64::MAX);
             for hash in hashes {
                 let seek = index_seek_key(field, hash);
-                for item in db.iterator_cf(&cf, IteratorMode::From(&seek, Direction::Forward)) {
+                for item in db.iterator_cf(&index_cf, IteratorMode::From(&seek, Direction::Forward))
+                {
                     let (key, value) = item.map_err(read_err)?;
                     match parse_index_key(&key, field, hash) {
                         // A posting's time is its earliest record: later postings start later.
