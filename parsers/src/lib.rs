@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod framing;
+mod json;
 pub mod payload;
 pub mod pri;
 pub mod record;
@@ -28,11 +29,11 @@ pub mod timestamp;
 
 use std::borrow::Cow;
 
-use payload::{parse_cef, parse_leef, text};
+use payload::{parse_cef, parse_leef, text, Checked};
 use pri::DEFAULT_PRI;
 use record::trim_trailer;
 pub use record::{EventTime, Format, Record, Source};
-use rfc3164::{parse_rfc3164, Dialect, Rfc3164Options};
+use rfc3164::{Dialect, Rfc3164Options};
 use rfc5424::{looks_like_rfc5424, parse_rfc5424, Rfc5424Options};
 use timestamp::{resolve, DateTime};
 
@@ -148,7 +149,8 @@ fn from_rfc3164<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) 
     let legacy = Rfc3164Options {
         key_values: options.key_values,
     };
-    let m = match parse_rfc3164(input, legacy) {
+    let checked = Checked::new(input);
+    let m = match rfc3164::parse_checked(checked, input, legacy) {
         Ok(m) => m,
         Err(e) => return raw_record(raw, received, e.to_string(), None),
     };
@@ -165,14 +167,14 @@ fn from_rfc3164<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) 
         pri_inferred: m.pri.is_none(),
         version: None,
         timestamp: resolved.map(|(dt, _)| EventTime::Resolved(dt)),
-        timestamp_raw: m.timestamp.map(|ts| text(ts.raw)),
+        timestamp_raw: m.timestamp.map(|ts| checked.text(ts.raw)),
         timestamp_inferred: resolved.is_some_and(|(_, inferred)| inferred),
-        hostname: m.hostname.map(text),
-        app_name: m.app_name.map(text),
-        proc_id: m.proc_id.map(text),
+        hostname: m.hostname.map(|t| checked.text(t)),
+        app_name: m.app_name.map(|t| checked.text(t)),
+        proc_id: m.proc_id.map(|t| checked.text(t)),
         msg_id: None,
         structured_data: Vec::new(),
-        message: (!m.msg.is_empty()).then(|| text(m.msg)),
+        message: (!m.msg.is_empty()).then(|| checked.text(m.msg)),
         fields: m.fields,
         parse_error: None,
         raw,

@@ -4,9 +4,8 @@
 use std::borrow::Cow;
 
 use base64::Engine;
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
 
+use crate::json::{write_str, Object};
 use crate::payload::Fields;
 use crate::pri::Pri;
 use crate::rfc5424::SdElement;
@@ -34,7 +33,7 @@ impl Format {
 
 /// Where a message came from; filled in by the listener that received it, borrowing from the
 /// connection's own strings so that each record costs no allocation for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source<'a> {
     pub ip: Cow<'a, str>,
     pub port: u16,
@@ -42,7 +41,6 @@ pub struct Source<'a> {
     pub transport: &'static str,
     /// The configured listener's name.
     pub listener: Cow<'a, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_peer: Option<Cow<'a, str>>,
 }
 
@@ -54,7 +52,7 @@ pub enum EventTime<'a> {
     Resolved(DateTime),
 }
 
-/// One parsed message. Borrowed from the input bytes; serialise it with serde.
+/// One parsed message, borrowed from the input bytes; [`Record::to_json`] writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record<'a> {
     pub seq: Option<u64>,
@@ -128,8 +126,7 @@ impl<'a> Record<'a> {
 
     /// Appends the record's JSON to `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Serialising plain strings and numbers into a Vec cannot fail.
-        let _ = serde_json::to_writer(out, self);
+        self.write_object(out);
     }
 }
 
@@ -143,94 +140,102 @@ pub fn trim_trailer(mut msg: &[u8]) -> &[u8] {
     }
 }
 
-/// A time serialised as its RFC 3339 text without an intermediate string.
-struct Rfc3339<'r>(&'r DateTime);
-
-impl Serialize for Rfc3339<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self.0)
-    }
+/// `"time"` in RFC 3339, written straight into the buffer.
+fn write_time(out: &mut Vec<u8>, time: &DateTime) {
+    out.push(b'"');
+    time.write_rfc3339_bytes(out);
+    out.push(b'"');
 }
 
-struct SdJson<'r, 'a>(&'r [SdElement<'a>]);
+fn write_source(out: &mut Vec<u8>, source: &Source<'_>) {
+    let mut o = Object::begin(out);
+    o.str("ip", &source.ip);
+    o.u64("port", u64::from(source.port));
+    o.str("transport", source.transport);
+    o.str("listener", &source.listener);
+    if let Some(peer) = &source.tls_peer {
+        o.str("tls_peer", peer);
+    }
+    o.end();
+}
 
-impl Serialize for SdJson<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for element in self.0 {
-            seq.serialize_element(&SdElementJson(element))?;
+/// `[{"id":…,"params":[[name,value],…]},…]`: params stay a list, in order, repeats kept.
+fn write_structured_data(out: &mut Vec<u8>, elements: &[SdElement<'_>]) {
+    out.push(b'[');
+    for (i, element) in elements.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        seq.end()
+        let mut o = Object::begin(out);
+        o.str("id", element.id);
+        let params = o.key("params");
+        params.push(b'[');
+        for (j, param) in element.params.iter().enumerate() {
+            if j > 0 {
+                params.push(b',');
+            }
+            params.push(b'[');
+            write_str(params, param.name);
+            params.push(b',');
+            write_str(params, &param.value());
+            params.push(b']');
+        }
+        params.push(b']');
+        o.end();
     }
-}
-
-struct SdElementJson<'r, 'a>(&'r SdElement<'a>);
-
-impl Serialize for SdElementJson<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(2))?;
-        map.serialize_entry("id", self.0.id)?;
-        let params: Vec<(&str, Cow<'_, str>)> =
-            self.0.params.iter().map(|p| (p.name, p.value())).collect();
-        map.serialize_entry("params", &params)?;
-        map.end()
-    }
+    out.push(b']');
 }
 
 /// `fields` as a JSON object; when a key repeats, the first value wins (`raw` keeps the rest).
-struct FieldsJson<'r, 'a>(&'r Fields<'a>);
-
-impl Serialize for FieldsJson<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        for (i, (k, v)) in self.0.iter().enumerate() {
-            if !self.0[..i].iter().any(|(prev, _)| prev == k) {
-                map.serialize_entry(k, v)?;
-            }
+fn write_fields(out: &mut Vec<u8>, fields: &Fields<'_>) {
+    let mut o = Object::begin(out);
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if !fields[..i].iter().any(|(prev, _)| prev == k) {
+            o.str(k, v);
         }
-        map.end()
     }
+    o.end();
 }
 
-impl Serialize for Record<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
+impl Record<'_> {
+    fn write_object(&self, out: &mut Vec<u8>) {
+        let mut o = Object::begin(out);
         if let Some(seq) = self.seq {
-            map.serialize_entry("seq", &seq)?;
+            o.u64("seq", seq);
         }
         if let Some(at) = &self.received_at {
-            map.serialize_entry("received_at", &Rfc3339(at))?;
+            write_time(o.key("received_at"), at);
         }
         if let Some(source) = &self.source {
-            map.serialize_entry("source", source)?;
+            write_source(o.key("source"), source);
         }
-        map.serialize_entry("format", self.format.name())?;
+        o.str("format", self.format.name());
         if let Some(dialect) = self.dialect {
-            map.serialize_entry("dialect", dialect)?;
+            o.str("dialect", dialect);
         }
         if let Some(pri) = self.pri {
-            map.serialize_entry("pri", &pri.value())?;
-            map.serialize_entry("facility", &pri.facility())?;
-            map.serialize_entry("severity", &pri.severity())?;
-            map.serialize_entry("facility_name", pri.facility_name())?;
-            map.serialize_entry("severity_name", pri.severity_name())?;
+            o.u64("pri", u64::from(pri.value()));
+            o.u64("facility", u64::from(pri.facility()));
+            o.u64("severity", u64::from(pri.severity()));
+            o.str("facility_name", pri.facility_name());
+            o.str("severity_name", pri.severity_name());
             if self.pri_inferred {
-                map.serialize_entry("pri_inferred", &true)?;
+                o.bool("pri_inferred", true);
             }
         }
         if let Some(version) = self.version {
-            map.serialize_entry("version", &version)?;
+            o.u64("version", u64::from(version));
         }
         match &self.timestamp {
-            Some(EventTime::Verbatim(text)) => map.serialize_entry("timestamp", text)?,
-            Some(EventTime::Resolved(dt)) => map.serialize_entry("timestamp", &Rfc3339(dt))?,
+            Some(EventTime::Verbatim(text)) => o.str("timestamp", text),
+            Some(EventTime::Resolved(dt)) => write_time(o.key("timestamp"), dt),
             None => {}
         }
         if self.timestamp_inferred {
-            map.serialize_entry("timestamp_inferred", &true)?;
+            o.bool("timestamp_inferred", true);
         }
         if let Some(raw) = &self.timestamp_raw {
-            map.serialize_entry("timestamp_raw", raw)?;
+            o.str("timestamp_raw", raw);
         }
         for (key, value) in [
             ("hostname", &self.hostname),
@@ -239,28 +244,28 @@ impl Serialize for Record<'_> {
             ("msg_id", &self.msg_id),
         ] {
             if let Some(v) = value {
-                map.serialize_entry(key, v)?;
+                o.str(key, v);
             }
         }
         if !self.structured_data.is_empty() {
-            map.serialize_entry("structured_data", &SdJson(&self.structured_data))?;
+            write_structured_data(o.key("structured_data"), &self.structured_data);
         }
         if let Some(message) = &self.message {
-            map.serialize_entry("message", message)?;
+            o.str("message", message);
         }
         if !self.fields.is_empty() {
-            map.serialize_entry("fields", &FieldsJson(&self.fields))?;
+            write_fields(o.key("fields"), &self.fields);
         }
         if let Some(e) = &self.parse_error {
-            map.serialize_entry("parse_error", e)?;
+            o.str("parse_error", e);
         }
         match std::str::from_utf8(self.raw) {
-            Ok(text) => map.serialize_entry("raw", text)?,
-            Err(_) => map.serialize_entry(
+            Ok(text) => o.str("raw", text),
+            Err(_) => o.str(
                 "raw_b64",
                 &base64::engine::general_purpose::STANDARD.encode(self.raw),
-            )?,
+            ),
         }
-        map.end()
+        o.end();
     }
 }

@@ -2,53 +2,98 @@
 
 use std::borrow::Cow;
 
-use super::{text, unescape, Fields};
+use super::{unescape, Checked, Fields};
 
-fn is_key_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b':')
+/// Byte classes for the scan, one table lookup per byte instead of a chain of comparisons.
+const KEY: u8 = 1;
+/// Ends a bare value or a word.
+const SPACE: u8 = 2;
+/// Skipped between pairs.
+const SEPARATOR: u8 = 4;
+
+const CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':') {
+            table[c] |= KEY;
+        }
+        if matches!(b, b' ' | b'\t') {
+            table[c] |= SPACE | SEPARATOR;
+        }
+        if matches!(b, b',' | b';') {
+            table[c] |= SEPARATOR;
+        }
+        c += 1;
+    }
+    table
+};
+
+fn is(c: u8, class: u8) -> bool {
+    CLASS[usize::from(c)] & class != 0
 }
 
 /// Reads `key=value` pairs separated by spaces (or commas after a quoted value); values are bare
 /// words or `"…"`/`'…'` with backslash escapes. Text that is not a pair is skipped, so a sentence
 /// with a few pairs in it yields just those pairs.
 pub fn parse_key_values(input: &[u8]) -> Fields<'_> {
+    let checked = Checked::new(input);
+    let piece = |start: usize, end: usize| checked.text(&input[start..end]);
     // One allocation: at most one pair per `=`.
-    let mut fields: Fields<'_> = Vec::with_capacity(input.iter().filter(|&&c| c == b'=').count());
+    let mut fields: Fields<'_> = Vec::with_capacity(memchr::memchr_iter(b'=', input).count());
     let mut i = 0;
     while i < input.len() {
-        while i < input.len() && matches!(input[i], b' ' | b'\t' | b',' | b';') {
+        while i < input.len() && is(input[i], SEPARATOR) {
             i += 1;
         }
         let key_start = i;
-        while i < input.len() && is_key_char(input[i]) {
+        while i < input.len() && is(input[i], KEY) {
             i += 1;
         }
         if i == key_start || input.get(i) != Some(&b'=') {
             // Not a pair: skip the word.
-            while i < input.len() && !matches!(input[i], b' ' | b'\t') {
+            while i < input.len() && !is(input[i], SPACE) {
                 i += 1;
             }
             continue;
         }
-        let key = text(&input[key_start..i]);
+        let key = piece(key_start, i);
         i += 1;
         let value: Cow<'_, str> = match input.get(i) {
             Some(&q @ (b'"' | b'\'')) => {
                 let start = i + 1;
                 let mut j = start;
-                while j < input.len() && input[j] != q {
-                    j += if input[j] == b'\\' { 2 } else { 1 };
+                let mut escaped = false;
+                loop {
+                    let rest = input.get(j..).unwrap_or_default();
+                    match memchr::memchr2(q, b'\\', rest) {
+                        Some(at) if rest[at] == q => {
+                            j += at;
+                            break;
+                        }
+                        Some(at) => {
+                            escaped = true;
+                            j += at + 2;
+                        }
+                        None => {
+                            j = input.len();
+                            break;
+                        }
+                    }
                 }
                 let end = j.min(input.len());
                 i = (end + 1).min(input.len());
-                unescape(&input[start..end])
+                if escaped {
+                    unescape(&input[start..end])
+                } else {
+                    piece(start, end)
+                }
             }
             _ => {
                 let start = i;
-                while i < input.len() && !matches!(input[i], b' ' | b'\t') {
-                    i += 1;
-                }
-                text(&input[start..i])
+                i = memchr::memchr2(b' ', b'\t', &input[i..]).map_or(input.len(), |at| i + at);
+                piece(start, i)
             }
         };
         fields.push((key, value));
@@ -59,6 +104,7 @@ pub fn parse_key_values(input: &[u8]) -> Fields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::payload::text;
 
     #[test]
     fn fortigate_style_pairs() {
@@ -83,5 +129,86 @@ mod tests {
         let f = parse_key_values(b"user admin logged in from=10.0.0.1 via ssh");
         assert_eq!(f, vec![("from".into(), "10.0.0.1".into())]);
         assert!(parse_key_values(b"x=\"unterminated").len() == 1);
+    }
+
+    /// The scan before it used a class table, memchr and one UTF-8 check: the same answers.
+    fn reference_key_char(c: u8) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b':')
+    }
+
+    /// Reads `key=value` pairs separated by spaces (or commas after a quoted value); values are bare
+    /// words or `"…"`/`'…'` with backslash escapes. Text that is not a pair is skipped, so a sentence
+    /// with a few pairs in it yields just those pairs.
+    fn reference(input: &[u8]) -> Fields<'_> {
+        // One allocation: at most one pair per `=`.
+        let mut fields: Fields<'_> =
+            Vec::with_capacity(input.iter().filter(|&&c| c == b'=').count());
+        let mut i = 0;
+        while i < input.len() {
+            while i < input.len() && matches!(input[i], b' ' | b'\t' | b',' | b';') {
+                i += 1;
+            }
+            let key_start = i;
+            while i < input.len() && reference_key_char(input[i]) {
+                i += 1;
+            }
+            if i == key_start || input.get(i) != Some(&b'=') {
+                // Not a pair: skip the word.
+                while i < input.len() && !matches!(input[i], b' ' | b'\t') {
+                    i += 1;
+                }
+                continue;
+            }
+            let key = text(&input[key_start..i]);
+            i += 1;
+            let value: Cow<'_, str> = match input.get(i) {
+                Some(&q @ (b'"' | b'\'')) => {
+                    let start = i + 1;
+                    let mut j = start;
+                    while j < input.len() && input[j] != q {
+                        j += if input[j] == b'\\' { 2 } else { 1 };
+                    }
+                    let end = j.min(input.len());
+                    i = (end + 1).min(input.len());
+                    unescape(&input[start..end])
+                }
+                _ => {
+                    let start = i;
+                    while i < input.len() && !matches!(input[i], b' ' | b'\t') {
+                        i += 1;
+                    }
+                    text(&input[start..i])
+                }
+            };
+            fields.push((key, value));
+        }
+        fields
+    }
+
+    #[test]
+    fn answers_as_the_byte_by_byte_scan_did() {
+        let cases: [&[u8]; 8] = [
+            b"a=\"x\\\" b=\"\\",
+            b"k=\"v\\",
+            b"k=\xff\xfe v=ok q=\"\xc3\xa9\"",
+            b"a='it''s' b=x,c=y;d=z",
+            b"date=2024-01-12 time=10:00:00 devname=\"FG 100\" msg=\"a \\\"q\\\" w\" n=1",
+            b"=x ==y a==b c=\t d= e=\"\"",
+            b"word a/b=c x=1\ty=2",
+            b"",
+        ];
+        for input in cases {
+            assert_eq!(parse_key_values(input), reference(input), "{input:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn answers_as_the_byte_by_byte_scan_did_on_any_input(
+            input in proptest::collection::vec(
+                proptest::sample::select(b"ab=\"' \t,;\\\xc3\xa9-:.".to_vec()), 0..40)
+        ) {
+            proptest::prop_assert_eq!(parse_key_values(&input), reference(&input));
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! of it that family puts in a shape of its own.
 
 use super::{cisco, vendors, Rfc3164Message, Rfc3164Options};
-use crate::payload::{parse_cef, parse_key_values, parse_leef, text};
+use crate::payload::{parse_cef, parse_key_values, parse_leef, Checked};
 
 /// A recognised RFC 3164 dialect or payload format; `name()` is the record's `dialect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,8 +66,9 @@ impl Dialect {
 }
 
 /// Decides the dialect of a message whose header has been read, and fills `fields`.
-pub(super) fn classify(
-    m: &mut Rfc3164Message<'_>,
+pub(super) fn classify<'a>(
+    m: &mut Rfc3164Message<'a>,
+    checked: Checked<'a>,
     year_first: bool,
     cisco_seq: bool,
     options: Rfc3164Options,
@@ -84,9 +85,9 @@ pub(super) fn classify(
             Dialect::CiscoIos
         });
         m.fields.reserve(3);
-        m.fields.push(("facility".into(), text(facility)));
-        m.fields.push(("severity".into(), text(severity)));
-        m.fields.push(("mnemonic".into(), text(name)));
+        m.fields.push(("facility".into(), checked.text(facility)));
+        m.fields.push(("severity".into(), checked.text(severity)));
+        m.fields.push(("mnemonic".into(), checked.text(name)));
         return;
     }
     if let Some(fields) = parse_cef(m.msg) {
@@ -100,7 +101,7 @@ pub(super) fn classify(
         m.fields.extend(fields);
     } else if let Some(id) = m.app_name.and_then(|_| vendors::junos_event_id(m.msg)) {
         m.dialect = Some(Dialect::Juniper);
-        m.fields.push(("event_id".into(), text(id)));
+        m.fields.push(("event_id".into(), checked.text(id)));
     } else if cisco_seq {
         m.dialect = Some(Dialect::CiscoIos);
     } else if m.app_name.is_some() {

@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 pub use dialect::Dialect;
 
-use crate::payload::Fields;
+use crate::payload::{Checked, Fields};
 use crate::pri::{parse_pri, Pri, PriError};
 use crate::timestamp::{parse_bsd, parse_iso8601, parse_year_first, LegacyTime};
 
@@ -194,6 +194,15 @@ pub fn parse_rfc3164(
     input: &[u8],
     options: Rfc3164Options,
 ) -> Result<Rfc3164Message<'_>, Rfc3164Error> {
+    parse_checked(Checked::new(input), input, options)
+}
+
+/// [`parse_rfc3164`] on input already checked as UTF-8 (`checked` covers `input`).
+pub(crate) fn parse_checked<'a>(
+    checked: Checked<'a>,
+    input: &'a [u8],
+    options: Rfc3164Options,
+) -> Result<Rfc3164Message<'a>, Rfc3164Error> {
     let (body, pri) = match parse_pri(input) {
         Ok((rest, pri)) => (rest, Some(pri)),
         Err(PriError::Missing) => (input, None),
@@ -245,7 +254,7 @@ pub fn parse_rfc3164(
             cisco_seq = Some(p.seq);
             if let Some((ts, _)) = p.timestamp {
                 m.fields
-                    .push(("device_timestamp".into(), crate::payload::text(ts.raw)));
+                    .push(("device_timestamp".into(), checked.text(ts.raw)));
             }
             rest = p.rest;
         }
@@ -256,8 +265,7 @@ pub fn parse_rfc3164(
     if let Some(topics) = vendors::mikrotik_topics(token(rest).0) {
         m.app_name = Some(topics);
         m.dialect = Some(Dialect::Mikrotik);
-        m.fields
-            .push(("topics".into(), crate::payload::text(topics)));
+        m.fields.push(("topics".into(), checked.text(topics)));
         rest = skip_spaces(token(rest).1);
     } else if let Some(t) = tag(rest).filter(|_| !starts_with_payload(rest)) {
         m.app_name = Some(t.name);
@@ -278,10 +286,9 @@ pub fn parse_rfc3164(
         m.fields.push(("clock".into(), v.into()));
     }
     if let Some(seq) = cisco_seq {
-        m.fields
-            .push(("sequence".into(), crate::payload::text(seq)));
+        m.fields.push(("sequence".into(), checked.text(seq)));
     }
-    dialect::classify(&mut m, year_first, cisco_seq.is_some(), options);
+    dialect::classify(&mut m, checked, year_first, cisco_seq.is_some(), options);
     Ok(m)
 }
 
