@@ -3,12 +3,13 @@
 //! write with the WAL fsync'd, and an append is reported flushed to Raft only after that fsync
 //! returned: an entry counts towards a majority only once it is on this node's disk.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{OptionalSend, StorageIOError, Vote};
@@ -35,6 +36,91 @@ pub struct LogStore {
     options: Arc<Options>,
     /// The commit index Raft last saved, for metrics (Raft's own metrics lack it).
     committed: Arc<AtomicU64>,
+    recent: Arc<Mutex<Recent>>,
+}
+
+/// How much of the newest log [`Recent`] keeps, by encoded size.
+const RECENT_BYTES: usize = 64 << 20;
+
+/// The newest entries, kept decoded beside the database. Raft reads every entry back right
+/// after appending it (to apply it, and on a leader once more per follower to replicate it);
+/// from RocksDB that copied and decoded every record again (profiled), from here it is a
+/// reference count. Holds a contiguous run of indexes ending at the log's last entry.
+#[derive(Default)]
+struct Recent {
+    entries: VecDeque<(LogEntry, usize)>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn first(&self) -> Option<u64> {
+        self.entries.front().map(|(e, _)| e.log_id.index)
+    }
+
+    fn last(&self) -> Option<u64> {
+        self.entries.back().map(|(e, _)| e.log_id.index)
+    }
+
+    /// Adds entries just made durable (whose indexes follow on, or the run starts again).
+    fn append(&mut self, appended: Vec<(LogEntry, usize)>) {
+        for (entry, size) in appended {
+            if self
+                .last()
+                .is_some_and(|last| last + 1 != entry.log_id.index)
+            {
+                self.entries.clear();
+                self.bytes = 0;
+            }
+            self.bytes += size;
+            self.entries.push_back((entry, size));
+        }
+        while self.bytes > RECENT_BYTES {
+            match self.entries.pop_front() {
+                Some((_, size)) => self.bytes -= size,
+                None => break,
+            }
+        }
+    }
+
+    /// Forgets entries from `index` on (a truncation).
+    fn truncate(&mut self, index: u64) {
+        while self.last().is_some_and(|last| last >= index) {
+            if let Some((_, size)) = self.entries.pop_back() {
+                self.bytes -= size;
+            }
+        }
+    }
+
+    /// Forgets entries up to and including `index` (a purge).
+    fn purge(&mut self, index: u64) {
+        while self.first().is_some_and(|first| first <= index) {
+            if let Some((_, size)) = self.entries.pop_front() {
+                self.bytes -= size;
+            }
+        }
+    }
+
+    /// The entries in `range` when all of them are here.
+    fn get(&self, range: &impl RangeBounds<u64>) -> Option<Vec<LogEntry>> {
+        let (first, last) = (self.first()?, self.last()?);
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.checked_add(1)?,
+            Bound::Unbounded => 0,
+        };
+        if start < first {
+            return None;
+        }
+        let skip = usize::try_from(start - first).ok()?;
+        Some(
+            self.entries
+                .iter()
+                .skip(skip)
+                .take_while(|(e, _)| e.log_id.index <= last && range.contains(&e.log_id.index))
+                .map(|(e, _)| e.clone())
+                .collect(),
+        )
+    }
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -67,6 +153,7 @@ impl LogStore {
             db: Arc::new(db),
             options: Arc::new(options),
             committed: Arc::new(AtomicU64::new(0)),
+            recent: Arc::default(),
         })
     }
 
@@ -105,20 +192,35 @@ impl LogStore {
         flushed: impl FnOnce(Result<(), io::Error>),
     ) -> Result<(), io::Error> {
         let mut batch = WriteBatch::default();
+        let mut appended = Vec::new();
         {
             let log = self.cf(LOG_CF)?;
             for entry in entries {
-                batch.put_cf(
-                    &log,
-                    index_key(entry.log_id.index),
-                    encode(&entry).map_err(io_error)?,
-                );
+                let bytes = encode(&entry).map_err(io_error)?;
+                batch.put_cf(&log, index_key(entry.log_id.index), &bytes);
+                appended.push((entry, bytes.len()));
             }
         }
         let result = self.write_synced(batch).await;
+        if result.is_ok() {
+            self.recent().append(appended);
+        }
         let reported = result.as_ref().map(|_| ()).map_err(io_error);
         flushed(result);
         reported
+    }
+
+    /// The same database without the recent copies (tests compare the two).
+    #[cfg(test)]
+    fn open_second(log: &LogStore) -> LogStore {
+        LogStore {
+            recent: Arc::default(),
+            ..log.clone()
+        }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The index of the last entry Raft said is committed (0 before any).
@@ -158,6 +260,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<LogEntry>, StorageError> {
+        if let Some(entries) = self.recent().get(&range) {
+            return Ok(entries);
+        }
         let start = match range.start_bound() {
             Bound::Included(i) => *i,
             Bound::Excluded(i) => i + 1,
@@ -250,6 +355,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // The copies go first: a reader must not find in them what the log no longer holds.
+        self.recent().truncate(log_id.index);
         let mut batch = WriteBatch::default();
         let log = self.cf(LOG_CF).map_err(write_err)?;
         batch.delete_range_cf(&log, index_key(log_id.index), index_key(u64::MAX));
@@ -260,6 +367,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.recent().purge(log_id.index);
         let mut batch = WriteBatch::default();
         let log = self.cf(LOG_CF).map_err(write_err)?;
         let state = self.cf(STATE_CF).map_err(write_err)?;
@@ -328,5 +436,46 @@ mod tests {
                 .index,
             19
         );
+    }
+
+    #[tokio::test]
+    async fn recent_entries_answer_as_the_database_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogStore::open(dir.path()).unwrap();
+        let ids = |entries: Vec<LogEntry>| entries.iter().map(|e| e.log_id).collect::<Vec<_>>();
+        log.append_then((1..30).map(entry), |r| r.unwrap())
+            .await
+            .unwrap();
+        log.truncate(entry(25).log_id).await.unwrap();
+        let newer = |index| LogEntry {
+            log_id: LogId::new(CommittedLeaderId::new(2, 1), index),
+            payload: EntryPayload::Blank,
+        };
+        log.append_then((25..28).map(newer), |r| r.unwrap())
+            .await
+            .unwrap();
+        log.purge(entry(3).log_id).await.unwrap();
+        let ranges: [(Bound<u64>, Bound<u64>); 6] = [
+            (Bound::Included(4), Bound::Unbounded),
+            (Bound::Included(10), Bound::Excluded(26)),
+            (Bound::Excluded(24), Bound::Included(27)),
+            (Bound::Included(27), Bound::Included(40)),
+            (Bound::Included(30), Bound::Unbounded),
+            (Bound::Included(0), Bound::Excluded(6)),
+        ];
+        let mut from_disk = LogStore::open_second(&log);
+        for range in ranges {
+            let cached = log.recent().get(&range).map(ids);
+            let stored = ids(from_disk.try_get_log_entries(range).await.unwrap());
+            assert_eq!(
+                cached.clone().unwrap_or(stored.clone()),
+                stored,
+                "{range:?}"
+            );
+            // Ranges that start at or after the first kept entry come from the copies.
+            if !matches!(range.0, Bound::Included(0)) {
+                assert!(cached.is_some(), "{range:?}");
+            }
+        }
     }
 }

@@ -222,7 +222,7 @@ impl Replica {
         let mut encoded: Option<Vec<u8>> = None;
         loop {
             let outcome = match self.leader_now() {
-                // A copy, as a write refused on a lost leadership goes on to the new leader.
+                // A reference, as a write refused on a lost leadership goes on to the new leader.
                 Some((id, _)) if id == self.id => self.write_here(request.clone()).await,
                 Some((id, addr)) => {
                     if encoded.is_none() {
@@ -351,7 +351,7 @@ impl peer::Handler for Replica {
 
 impl CommitLog for Replica {
     fn commit(&self, entries: &[Entry<'_>]) -> Result<SeqRange, StoreError> {
-        let request = Request::Records(entries.iter().map(ProposedRecord::of).collect());
+        let request = Request::Records(Arc::new(entries.iter().map(ProposedRecord::of).collect()));
         match self.block_on(self.propose(request)) {
             Ok(response) => response.seqs().ok_or_else(|| {
                 StoreError::Write("a record batch was answered without seqs".into())

@@ -2,6 +2,8 @@
 //! commands, and what applying them answers. Everything here is serialised with bincode for
 //! the log and the wire; a record's JSON travels as one byte string, not as a list of numbers.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::store::keys::IndexTerms;
@@ -48,8 +50,10 @@ impl ProposedRecord {
 /// A Raft entry's payload.
 #[derive(Clone, Serialize, Deserialize)]
 pub enum Request {
-    /// One write-path batch: one entry, so one fsync on each node covers all of it.
-    Records(Vec<ProposedRecord>),
+    /// One write-path batch: one entry, so one fsync on each node covers all of it. Shared, so
+    /// that the copies Raft keeps (the proposal, the log's recent entries, replication) are
+    /// references rather than copies of every record.
+    Records(Arc<Vec<ProposedRecord>>),
     Control(Vec<Control>),
 }
 
@@ -125,11 +129,11 @@ mod tests {
 
     #[test]
     fn records_round_trip_with_json_as_one_byte_string() {
-        let request = Request::Records(vec![ProposedRecord {
+        let request = Request::Records(Arc::new(vec![ProposedRecord {
             received_micros: 7,
             terms: IndexTerms([Some(1), None, None, None, None, Some(9)]),
             json: vec![b'x'; 1000],
-        }]);
+        }]));
         let bytes = encode(&request).unwrap();
         assert!(bytes.len() < 1100, "{} bytes", bytes.len());
         match decode::<Request>(&bytes).unwrap() {
