@@ -17,7 +17,7 @@ use crate::ingest::{stream, udp, Ingest};
 use crate::metrics::{self, ListenerMetrics};
 use crate::replication::Replica;
 use crate::shutdown;
-use crate::store::Store;
+use crate::store::{freshness, Store};
 use crate::write_path::{run_batcher, BatchLimits, CommitLog};
 
 /// How often the kernel's UDP drop counter is read.
@@ -33,6 +33,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     ::metrics::gauge!(metrics::NEXT_SEQ).set(store.next_seq() as f64);
     let replica = Replica::start(&config.cluster, &config.data_dir, store.clone()).await?;
     let log: Arc<dyn CommitLog> = replica.clone();
+    let flush_requests = freshness::serve(store.clone(), &config.data_dir)?;
 
     let (trigger, shutdown) = shutdown::channel();
     let (hangup_tx, hangup) = watch::channel(0u64);
@@ -166,6 +167,16 @@ pub async fn run(config: Config) -> Result<(), String> {
         tracing::error!(error = %e, "forwarding task failed");
     }
     replica.stop().await;
+    flush_requests.abort();
+    // The store writes no WAL: what it applied is on disk only once flushed.
+    let flushed = store.clone();
+    match tokio::task::spawn_blocking(move || flushed.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "store flush at exit failed; the next start applies the rest from the Raft log")
+        }
+        Err(e) => tracing::error!(error = %e, "store flush task failed"),
+    }
     tracing::info!("everything received is committed; exiting");
     Ok(())
 }

@@ -2,13 +2,20 @@
 //! This module is the only code that touches RocksDB keys (see `keys`).
 //!
 //! The store is Raft's state machine: each apply is one atomic RocksDB write batch (records,
-//! index postings, control commands and the applied index together). What makes a batch
-//! durable is the Raft log's fsync; [`Store::apply`] can still sync its own WAL for writes
-//! that no log covers. Applying is deterministic (no clocks, no randomness): times, days and
-//! index terms arrive with the entries, so every replica built from the same batches holds the
-//! same bytes.
+//! index postings, control commands and the applied index together). Applying is
+//! deterministic (no clocks, no randomness): times, days and index terms arrive with the
+//! entries, so every replica built from the same batches holds the same bytes.
+//!
+//! The store writes no WAL of its own: the Raft log is the write-ahead log. Writing every record
+//! to a second log cost as much as the first (profiled). Instead the column families are
+//! flushed together (RocksDB's atomic flush), so what is on disk is always the store as of one
+//! applied index, which the store records beside the data; after a crash Raft applies the
+//! entries after it again from its log, and the snapshots that let Raft drop log entries are
+//! taken only after a flush. Readers in other processes see flushed data only: they ask the
+//! running relay to flush first (see [`freshness`]).
 
 pub mod digest;
+pub mod freshness;
 pub mod keys;
 pub mod meta;
 pub mod query;
@@ -85,6 +92,8 @@ fn db_options() -> Options {
     opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
     opts.set_write_buffer_size(64 << 20);
     opts.set_keep_log_file_num(4);
+    // Writes skip the WAL (see the module doc); all column families flush as one.
+    opts.set_atomic_flush(true);
     opts
 }
 
@@ -111,6 +120,8 @@ pub struct Store {
     committed: watch::Sender<u64>,
     /// Named by the first [`Control::SetClusterId`] committed.
     cluster_id: Mutex<Option<String>>,
+    /// Every column family, for flushing them together.
+    cf_names: Mutex<BTreeSet<String>>,
 }
 
 impl Store {
@@ -118,8 +129,9 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join("store");
         std::fs::create_dir_all(&path).map_err(|e| open_error(&path, e))?;
-        let cfs = existing_cfs(&path)
-            .into_iter()
+        let cf_names: BTreeSet<String> = existing_cfs(&path).into_iter().collect();
+        let cfs = cf_names
+            .iter()
             .map(|name| ColumnFamilyDescriptor::new(name, db_options()));
         let db =
             Db::open_cf_descriptors(&db_options(), &path, cfs).map_err(|e| open_error(&path, e))?;
@@ -133,6 +145,7 @@ impl Store {
             day_ranges: Mutex::new(day_ranges),
             committed: watch::channel(next_seq).0,
             cluster_id: Mutex::new(cluster_id),
+            cf_names: Mutex::new(cf_names),
         })
     }
 
@@ -160,7 +173,7 @@ impl Store {
         *self.next_seq.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes a batch atomically with a synced WAL and returns the seqs it was given.
+    /// Writes a batch atomically, flushed to disk, and returns the seqs it was given.
     pub fn commit(&self, entries: &[Entry<'_>]) -> Result<SeqRange, StoreError> {
         let ranges = self.apply(&[Change::Records(entries)], &[], true)?;
         Ok(ranges[0].unwrap_or(SeqRange {
@@ -169,7 +182,7 @@ impl Store {
         }))
     }
 
-    /// Applies control commands (cursors, dead letters) in one synced write.
+    /// Applies control commands (cursors, dead letters) in one write, flushed to disk.
     pub fn apply_control(&self, ops: &[Control]) -> Result<(), StoreError> {
         self.apply(&[Change::Control(ops)], &[], true).map(|_| ())
     }
@@ -177,9 +190,9 @@ impl Store {
     /// Applies `changes` in order as one atomic write, together with `meta` (opaque keys the
     /// caller keeps beside the records, such as how far a replicated log has been applied).
     /// Record batches get consecutive seqs; each change's range is returned (`None` for
-    /// control commands). With `sync` the WAL is fsync'd before returning; without it the
-    /// write survives a crash of the process but not of the machine, for callers whose own
-    /// log is already durable.
+    /// control commands). With `sync` they are flushed to disk before returning; without it
+    /// they reach disk with the next flush, for callers whose own log is already durable (see
+    /// the module doc).
     pub fn apply(
         &self,
         changes: &[Change<'_>],
@@ -229,11 +242,10 @@ impl Store {
         for (key, value) in meta {
             batch.put_cf(&meta_cf, key, value);
         }
-        let mut write = WriteOptions::default();
-        write.set_sync(sync);
-        self.db
-            .write_opt(batch, &write)
-            .map_err(|e| StoreError::Write(e.to_string()))?;
+        self.write_unlogged(batch)?;
+        if sync {
+            self.flush_all()?;
+        }
         *next = first;
         {
             let mut known = self.day_ranges.lock().unwrap_or_else(|p| p.into_inner());
@@ -308,7 +320,7 @@ impl Store {
         let write = |e: rocksdb::Error| StoreError::Write(e.to_string());
         // Writers hold this lock for the length of a write.
         let _writes = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
-        self.db.flush_wal(true).map_err(write)?;
+        self.flush_all()?;
         rocksdb::checkpoint::Checkpoint::new(&self.db)
             .and_then(|c| c.create_checkpoint(dir))
             .map_err(write)?;
@@ -316,23 +328,22 @@ impl Store {
     }
 
     /// Makes the store's content that of the copy at `dir` (a snapshot's body): each column
-    /// family is emptied and filled from the copy, in bounded batches, and synced at the end.
+    /// family is emptied and filled from the copy, in bounded batches, and flushed at the end.
     /// Only a node that is behind installs a snapshot, so no reader is following this store.
     pub fn install(&self, dir: &Path) -> Result<(), StoreError> {
-        let write = |e: rocksdb::Error| StoreError::Write(e.to_string());
         let copy_cfs = existing_cfs(dir);
         let copy = Db::open_cf_for_read_only(&Options::default(), dir, &copy_cfs, false)
             .map_err(|e| open_error(dir, e))?;
         let mut next = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
         // Keys are at most a few dozen bytes, so this bound is past every one of them.
         let end = [0xffu8; 64];
+        let mut clear = WriteBatch::default();
         for name in existing_cfs(&self.path) {
             if let Some(cf) = self.db.cf_handle(&name) {
-                self.db
-                    .delete_range_cf(&cf, &[][..], &end[..])
-                    .map_err(write)?;
+                clear.delete_range_cf(&cf, &[][..], &end[..]);
             }
         }
+        self.write_unlogged(clear)?;
         for name in &copy_cfs {
             let Some(from) = copy.cf_handle(name) else {
                 continue;
@@ -351,12 +362,12 @@ impl Store {
                 let (key, value) = item.map_err(|e| StoreError::Read(e.to_string()))?;
                 batch.put_cf(&to, key, value);
                 if batch.size_in_bytes() > 8 << 20 {
-                    self.db.write(std::mem::take(&mut batch)).map_err(write)?;
+                    self.write_unlogged(std::mem::take(&mut batch))?;
                 }
             }
-            self.db.write(batch).map_err(write)?;
+            self.write_unlogged(batch)?;
         }
-        self.db.flush_wal(true).map_err(write)?;
+        self.flush_all()?;
         *next = read_next_seq(&self.db)?;
         *self.day_ranges.lock().unwrap_or_else(|p| p.into_inner()) = scan::day_ranges(&self.db)?;
         *self.cluster_id.lock().unwrap_or_else(|p| p.into_inner()) = meta::cluster_id(&self.db)?;
@@ -412,6 +423,36 @@ impl Store {
         scan::days_covering(&ranges, from, end)
     }
 
+    /// Writes `batch` without a WAL (see the module doc).
+    fn write_unlogged(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut write = WriteOptions::default();
+        write.disable_wal(true);
+        self.db
+            .write_opt(batch, &write)
+            .map_err(|e| StoreError::Write(e.to_string()))
+    }
+
+    /// Writes everything applied so far to disk, all column families as one, and waits for it.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        // Writers hold this lock for the length of a write: no batch is flushed in halves.
+        let _writes = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
+        self.flush_all()
+    }
+
+    fn flush_all(&self) -> Result<(), StoreError> {
+        let names = self
+            .cf_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let cfs: Vec<_> = names.iter().filter_map(|n| self.db.cf_handle(n)).collect();
+        let mut options = rocksdb::FlushOptions::default();
+        options.set_wait(true);
+        self.db
+            .flush_cfs_opt(&cfs.iter().collect::<Vec<_>>(), &options)
+            .map_err(|e| StoreError::Write(format!("flush: {e}")))
+    }
+
     /// The records column family of a day, created on first use.
     fn day_cf(&self, day: i64) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
         self.cf_created(&day_cf_name(day))
@@ -429,6 +470,10 @@ impl Store {
         self.db
             .create_cf(name, &db_options())
             .map_err(|e| StoreError::Write(e.to_string()))?;
+        self.cf_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string());
         self.db
             .cf_handle(name)
             .ok_or_else(|| StoreError::Write(format!("column family {name} vanished")))
@@ -461,8 +506,10 @@ pub struct StoreReader {
 }
 
 impl StoreReader {
-    /// Opens the store under `dir` for reading, caught up with the writer's latest commit.
+    /// Opens the store under `dir` for reading, caught up with the writer's latest commit
+    /// (a running relay is asked to flush first).
     pub fn open(dir: &Path) -> Result<StoreReader, StoreError> {
+        freshness::request(dir);
         let path = dir.join("store");
         if !path.join("CURRENT").exists() {
             return Err(open_error(&path, "no store here (no CURRENT file)"));
