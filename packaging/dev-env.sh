@@ -73,11 +73,12 @@ export AUDITRELAY_PEERS_DIR="${AUDITRELAY_PEERS_DIR:-/var/tmp/auditrelay-peers}"
 export AUDITRELAY_RSYSLOG_ROOT="$AUDITRELAY_PEERS_DIR/rsyslog-root"
 
 # ensure_test_peers installs the real clients and peers the tests run against: logger
-# (util-linux), openssl, loggen (syslog-ng-core), promtool (prometheus), and rsyslog with its
+# (util-linux), openssl, loggen (syslog-ng-core), promtool (prometheus), fusepy (for
+# tests/peers/faultyfs.py, a filesystem whose fsync can be made to fail), and rsyslog with its
 # RELP module. Debian's rsyslog conflicts with syslog-ng-core, so rsyslog is unpacked with
 # dpkg-deb into $AUDITRELAY_RSYSLOG_ROOT instead of installed; no service is started.
 ensure_test_peers() {
-  ensure_apt bsdutils openssl syslog-ng-core prometheus \
+  ensure_apt bsdutils openssl syslog-ng-core prometheus python3-fusepy \
     libestr0 libfastjson4 liblognorm5 librelp0 libuuid1 libzstd1 zlib1g libsystemd0 libgnutls30 libssl3
   if [[ ! -x $AUDITRELAY_RSYSLOG_ROOT/usr/sbin/rsyslogd || ! -e $AUDITRELAY_RSYSLOG_ROOT/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so ]]; then
     local debs="$AUDITRELAY_PEERS_DIR/debs"

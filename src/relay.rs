@@ -33,7 +33,10 @@ pub async fn run(config: Config) -> Result<(), String> {
     ::metrics::gauge!(metrics::NEXT_SEQ).set(store.next_seq() as f64);
     let replica = Replica::start(&config.cluster, &config.data_dir, store.clone()).await?;
     let log: Arc<dyn CommitLog> = replica.clone();
-    let flush_requests = freshness::serve(store.clone(), &config.data_dir)?;
+    // Without it, readers in other processes see the store as of its last flush.
+    let flush_requests = freshness::serve(store.clone(), &config.data_dir)
+        .map_err(|e| tracing::warn!(error = %e, "readers in other processes will see records only as of the store's last flush"))
+        .ok();
 
     let (trigger, shutdown) = shutdown::channel();
     let (hangup_tx, hangup) = watch::channel(0u64);
@@ -167,7 +170,9 @@ pub async fn run(config: Config) -> Result<(), String> {
         tracing::error!(error = %e, "forwarding task failed");
     }
     replica.stop().await;
-    flush_requests.abort();
+    if let Some(task) = flush_requests {
+        task.abort();
+    }
     // The store writes no WAL: what it applied is on disk only once flushed.
     let flushed = store.clone();
     match tokio::task::spawn_blocking(move || flushed.flush()).await {

@@ -1,12 +1,12 @@
 //! Replication, proven with real processes: three `auditrelay` nodes on 127.0.0.1 (Raft over
 //! their peer ports) under load from real senders (rsyslog `omrelp`, plain TCP), forwarding to
 //! a real receiver (syslog-ng), while the leader is killed with SIGKILL, a follower is stopped,
-//! a fourth node joins and one node's disk fills. Afterwards the nodes hold the same records
+//! a fourth node joins, one node's disk fills and another's fsync fails. Afterwards the nodes hold the same records
 //! (`auditrelay digest` prints the same line on each) and nothing sent is missing; duplicates
 //! from resends are allowed and reported.
 //!
 //! Each test drives a whole cluster under load, so they run one at a time. A test whose peer
-//! programs (rsyslog with omrelp, loggen, syslog-ng) or privileges (mounting a tmpfs) are
+//! programs (rsyslog with omrelp, loggen, syslog-ng, fusepy) or privileges (mounting) are
 //! missing prints why and passes without running.
 
 mod common;
@@ -305,55 +305,99 @@ fn forwarding_to_syslog_ng_continues_across_a_leader_failover() {
 #[test]
 fn a_node_whose_disk_fills_stops_acknowledging_and_the_others_keep_serving() {
     let _one = one_at_a_time();
-    const CHUNK: u64 = 25_000;
-    const MOST: u64 = 400_000;
-    const SMALL: usize = 2;
     let dir = tempfile::tempdir().unwrap();
     // Declared before the cluster, so that it is unmounted after the relays are gone.
     let Some(disk) = Tmpfs::mount(&dir.path().join("small-disk"), "64m") else {
         eprintln!("skipped: cannot mount a tmpfs (needs root)");
         return;
     };
-    let small = NodeOptions {
+    one_node_s_storage_fails(dir.path(), disk.path.join("data"), 25_000, 400_000, || {});
+}
+
+/// One follower's data directory is on a FUSE filesystem (`tests/peers/faultyfs.py`) whose
+/// fsync starts failing with EIO once the cluster is running (there is no device-mapper here
+/// for dm-error). The node reports its storage failure and is no longer ready; the two others
+/// go on committing every message sent, with identical stores.
+#[test]
+fn a_node_whose_fsync_fails_stops_acknowledging_and_the_others_keep_serving() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = FaultyFs::mount(&dir.path().join("faulty")) else {
+        return;
+    };
+    let control = disk.control.clone();
+    let log = one_node_s_storage_fails(dir.path(), disk.path.join("data"), 5_000, 100_000, || {
+        std::fs::write(&control, b"").unwrap();
+        eprintln!("fsync fails from now on under {}", disk.path.display());
+    });
+    assert!(
+        log.contains("fdatasync") && log.contains("Input/output error"),
+        "the failing node's log does not name the failed sync:\n{}",
+        log_tail(&log, 20)
+    );
+}
+
+/// Three nodes, the third with its data in `failing_data_dir`. One chunk of messages is
+/// committed by all three, then `break_disk` runs, and chunks go to the leader until the
+/// third node shows its storage failure (at most `most` messages). That node must stop being
+/// ready without exiting, and the two others take another chunk and hold identical stores with
+/// every message sent. Returns the failing node's log.
+fn one_node_s_storage_fails(
+    dir: &Path,
+    failing_data_dir: PathBuf,
+    chunk: u64,
+    most: u64,
+    break_disk: impl FnOnce(),
+) -> String {
+    const FAILING: usize = 2;
+    let failing = NodeOptions {
         // Slow to start an election, so that it seldom leads.
         cluster_toml: "election_timeout_ms = 4000".into(),
-        data_dir: Some(disk.path.join("data")),
+        data_dir: Some(failing_data_dir),
         ..NodeOptions::default()
     };
     let mut cluster = Cluster::start_with(
-        dir.path(),
-        vec![NodeOptions::default(), NodeOptions::default(), small],
+        dir,
+        vec![NodeOptions::default(), NodeOptions::default(), failing],
     );
-    let leader = leader_other_than(&mut cluster, SMALL);
-    let healthy: Vec<usize> = (0..3).filter(|&i| i != SMALL).collect();
-    let small_id = cluster.nodes[SMALL].id;
+    let leader = leader_other_than(&mut cluster, FAILING);
+    let healthy: Vec<usize> = (0..3).filter(|&i| i != FAILING).collect();
+    let failing_id = cluster.nodes[FAILING].id;
     let tcp = cluster.nodes[leader].tcp_port;
 
-    let mut sent = 0;
-    while sent < MOST && !storage_failure_shown(&mut cluster.nodes[SMALL]) {
-        send_tcp(tcp, &frames(sent..sent + CHUNK));
-        sent += CHUNK;
+    send_tcp(tcp, &frames(0..chunk));
+    let mut sent = chunk;
+    cluster.nodes[leader].wait_accepted(sent, Duration::from_secs(120));
+    cluster.wait_same_digest(&[0, 1, 2], Duration::from_secs(120));
+    break_disk();
+    while sent < most && !storage_failure_shown(&mut cluster.nodes[FAILING]) {
+        send_tcp(tcp, &frames(sent..sent + chunk));
+        sent += chunk;
         cluster.nodes[leader].wait_accepted(sent, Duration::from_secs(120));
     }
     wait_for(
-        &format!("node {small_id} to report its storage failure ({sent} messages sent)"),
+        &format!("node {failing_id} to report its storage failure ({sent} messages sent)"),
         Duration::from_secs(60),
-        || storage_failure_shown(&mut cluster.nodes[SMALL]).then_some(()),
+        || storage_failure_shown(&mut cluster.nodes[FAILING]).then_some(()),
     );
-    eprintln!("node {small_id} reports its storage failure after {sent} messages");
+    eprintln!(
+        "node {failing_id} reports its storage failure after {sent} messages; its log ends:\n{}",
+        log_tail(&cluster.nodes[FAILING].relay.log_text(), 6)
+    );
     wait_for(
-        &format!("node {small_id} to stop answering ready"),
+        &format!("node {failing_id} to stop answering ready"),
         Duration::from_secs(30),
-        || (!cluster.nodes[SMALL].relay.is_ready()).then_some(()),
+        || (!cluster.nodes[FAILING].relay.is_ready()).then_some(()),
     );
 
     // The two others still form a majority and take more.
-    send_tcp(tcp, &frames(sent..sent + CHUNK));
-    sent += CHUNK;
+    send_tcp(tcp, &frames(sent..sent + chunk));
+    sent += chunk;
     cluster.nodes[leader].wait_accepted(sent, Duration::from_secs(120));
     let line = cluster.wait_same_digest(&healthy, Duration::from_secs(120));
     assert_eq!(digest_records(&line), sent, "{line}");
     eprintln!("the two healthy nodes after {sent} messages: {line}");
+    cluster.nodes[FAILING].relay.log_text()
 }
 
 /// With two of three nodes killed, the survivor cannot reach a majority: `/readyz` stops
@@ -519,13 +563,85 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let unmounted = Command::new("umount")
-            .arg(&self.path)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !unmounted {
-            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        unmount(&self.path);
+    }
+}
+
+/// Unmounts `path`, lazily if it is still busy.
+fn unmount(path: &Path) {
+    let unmounted = Command::new("umount")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !unmounted {
+        let _ = Command::new("umount").arg("-l").arg(path).status();
+    }
+}
+
+/// A FUSE mount of `tests/peers/faultyfs.py` for the length of a test: a pass-through to a
+/// backing directory whose fsync fails with EIO while `control` exists.
+struct FaultyFs {
+    path: PathBuf,
+    control: PathBuf,
+    _process: KillOnDrop,
+}
+
+impl FaultyFs {
+    /// Mounts it on `path` (backing files beside it); None, saying why, where FUSE, root or
+    /// fusepy is missing.
+    fn mount(path: &Path) -> Option<FaultyFs> {
+        const PYTHON: &str = "/usr/bin/python3";
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/faultyfs.py");
+        let usable = Path::new("/dev/fuse").exists()
+            && Command::new(PYTHON)
+                .args(["-c", "import fusepy"])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !usable {
+            eprintln!("skipped: needs /dev/fuse and {PYTHON} with fusepy (python3-fusepy)");
+            return None;
         }
+        let backing = path.with_extension("backing");
+        let control = path.with_extension("fail-fsync");
+        std::fs::create_dir_all(path).unwrap();
+        std::fs::create_dir_all(&backing).unwrap();
+        let process = KillOnDrop(
+            Command::new(PYTHON)
+                .arg(&script)
+                .args([&backing, path, &control])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !is_mount_point(path) {
+            if Instant::now() > deadline {
+                eprintln!("skipped: faultyfs did not mount on {}", path.display());
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(FaultyFs {
+            path: path.to_path_buf(),
+            control,
+            _process: process,
+        })
+    }
+}
+
+/// Whether something is mounted on `path` (per /proc/self/mounts).
+fn is_mount_point(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let wanted = path.to_string_lossy();
+    mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(wanted.as_ref()))
+}
+
+impl Drop for FaultyFs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.control);
+        unmount(&self.path);
     }
 }
 
