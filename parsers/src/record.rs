@@ -191,7 +191,7 @@ fn write_fields(out: &mut Vec<u8>, fields: &Fields<'_>) {
     let mut o = Object::begin(out);
     for (i, (k, v)) in fields.iter().enumerate() {
         if !fields[..i].iter().any(|(prev, _)| prev == k) {
-            o.str(k, v);
+            o.str_any_key(k, v);
         }
     }
     o.end();
