@@ -24,7 +24,7 @@ use crate::metrics::ListenerMetrics;
 use crate::shutdown::Shutdown;
 use crate::source_match::SourceMatch;
 use crate::store::keys::IndexTerms;
-use crate::write_path::PreparedRecord;
+use crate::write_path::{PreparedRecord, ProposedRecord};
 
 /// What every listener task needs.
 pub struct Ingest {
@@ -108,9 +108,11 @@ impl Ingest {
             .increment(1);
         let terms = IndexTerms::of(&record, Some(&peer.ip));
         PreparedRecord {
-            received_micros,
-            json: record.to_json(),
-            terms,
+            record: ProposedRecord {
+                received_micros,
+                json: record.to_json(),
+                terms,
+            },
             listener: self.metrics.clone(),
             ack,
         }

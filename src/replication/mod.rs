@@ -31,11 +31,11 @@ pub use config::{ClusterConfig, ClusterSection};
 use log_store::LogStore;
 use peer::{Kind, PeerClient, PeerTls};
 use state_machine::StateMachine;
-use types::{decode, encode, NodeId, ProposedRecord, Request, Response, TypeConfig};
+use types::{decode, encode, NodeId, Request, Response, TypeConfig};
 
 use crate::shutdown::{self, ShutdownTrigger};
-use crate::store::{Control, Entry, SeqRange, Store, StoreError};
-use crate::write_path::CommitLog;
+use crate::store::{Control, SeqRange, Store, StoreError};
+use crate::write_path::{CommitLog, RecordBatch};
 
 /// How long a write waits for a leader before the write path is told to retry.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -350,8 +350,8 @@ impl peer::Handler for Replica {
 }
 
 impl CommitLog for Replica {
-    fn commit(&self, entries: &[Entry<'_>]) -> Result<SeqRange, StoreError> {
-        let request = Request::Records(Arc::new(entries.iter().map(ProposedRecord::of).collect()));
+    fn commit(&self, batch: &RecordBatch) -> Result<SeqRange, StoreError> {
+        let request = Request::Records(batch.clone());
         match self.block_on(self.propose(request)) {
             Ok(response) => response.seqs().ok_or_else(|| {
                 StoreError::Write("a record batch was answered without seqs".into())

@@ -14,7 +14,8 @@ use openraft::{EntryPayload, StorageIOError};
 use super::pack;
 use super::snapshot_dir::{remove_dir, Meta, SnapshotDir};
 use super::types::{
-    decode, encode, LogEntry, LogId, Membership, Request, Response, StorageError, TypeConfig,
+    decode, encode, LogEntry, LogId, Membership, ProposedRecord, Request, Response, StorageError,
+    TypeConfig,
 };
 use crate::store::{Change, Entry, Store};
 
@@ -77,16 +78,9 @@ fn apply_entries(store: &Store, entries: Vec<LogEntry>) -> Result<Vec<Response>,
     let views: Vec<Vec<Entry<'_>>> = entries
         .iter()
         .filter_map(|entry| match &entry.payload {
-            EntryPayload::Normal(Request::Records(records)) => Some(
-                records
-                    .iter()
-                    .map(|r| Entry {
-                        received_micros: r.received_micros,
-                        json: &r.json,
-                        terms: &r.terms,
-                    })
-                    .collect(),
-            ),
+            EntryPayload::Normal(Request::Records(records)) => {
+                Some(records.iter().map(ProposedRecord::entry).collect())
+            }
             _ => None,
         })
         .collect();

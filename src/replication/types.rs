@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::keys::IndexTerms;
-use crate::store::{Control, Entry, SeqRange};
+use crate::store::{Control, SeqRange};
+pub use crate::write_path::ProposedRecord;
 
 openraft::declare_raft_types!(
     /// The relay's Raft: node ids are numbers, nodes are known by their peer address, and a
@@ -26,26 +26,6 @@ pub type LogId = openraft::LogId<NodeId>;
 pub type Membership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
 pub type LogEntry = openraft::Entry<TypeConfig>;
 pub type StorageError = openraft::StorageError<NodeId>;
-
-/// One record as proposed: everything apply needs, decided before proposing (apply itself
-/// uses no clock and no randomness, so every replica stores the same bytes).
-#[derive(Clone, Serialize, Deserialize)]
-pub struct ProposedRecord {
-    pub received_micros: i64,
-    pub terms: IndexTerms,
-    #[serde(with = "bytes")]
-    pub json: Vec<u8>,
-}
-
-impl ProposedRecord {
-    pub fn of(entry: &Entry<'_>) -> ProposedRecord {
-        ProposedRecord {
-            received_micros: entry.received_micros,
-            terms: *entry.terms,
-            json: entry.json.to_vec(),
-        }
-    }
-}
 
 /// A Raft entry's payload.
 #[derive(Clone, Serialize, Deserialize)]
@@ -86,33 +66,6 @@ impl Response {
     }
 }
 
-/// Byte strings as bincode byte strings (a length and the bytes) instead of serde's default
-/// of one element per byte.
-mod bytes {
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a byte string")
-            }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
-            }
-        }
-        d.deserialize_byte_buf(Visitor)
-    }
-}
-
 /// Encodes for the log and the wire.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     bincode::serialize(value).map_err(|e| e.to_string())
@@ -126,6 +79,7 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::keys::IndexTerms;
 
     #[test]
     fn records_round_trip_with_json_as_one_byte_string() {

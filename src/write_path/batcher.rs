@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{CommitLog, PreparedRecord};
-use crate::metrics;
-use crate::store::Entry;
+use tokio::sync::oneshot;
+
+use super::{CommitLog, PreparedRecord, RecordBatch};
+use crate::metrics::{self, ListenerMetrics};
 
 /// When a batch closes.
 #[derive(Debug, Clone, Copy)]
@@ -26,27 +27,22 @@ pub struct BatchLimits {
 /// Longest pause between retries of a failing commit.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
 
-type Commit = JoinHandle<(Vec<PreparedRecord>, u64, f64)>;
+/// Who waits for each record of a batch in commit: its listener's counters and its receipt.
+type Waiting = Vec<(Arc<ListenerMetrics>, Option<oneshot::Sender<u64>>)>;
+
+type Commit = JoinHandle<(Waiting, usize, u64, f64)>;
 
 /// Commits `batch`, retrying until it succeeds: a failing disk stops acceptance (and, through
 /// the full pipeline, stream senders) instead of losing what was received.
 fn commit_blocking(
     log: &dyn CommitLog,
-    batch: &[PreparedRecord],
+    batch: &RecordBatch,
     healthy: &watch::Sender<bool>,
 ) -> (u64, f64) {
-    let entries: Vec<Entry<'_>> = batch
-        .iter()
-        .map(|r| Entry {
-            received_micros: r.received_micros,
-            json: &r.json,
-            terms: &r.terms,
-        })
-        .collect();
     let mut delay = Duration::from_millis(50);
     loop {
         let started = Instant::now();
-        match log.commit(&entries) {
+        match log.commit(batch) {
             Ok(range) => {
                 healthy.send_if_modified(|h| !std::mem::replace(h, true));
                 return (range.first, started.elapsed().as_secs_f64());
@@ -62,23 +58,34 @@ fn commit_blocking(
     }
 }
 
+/// Commits `pending` off the async threads; the records move into the batch (no copy).
 fn spawn_commit(
     log: Arc<dyn CommitLog>,
-    batch: Vec<PreparedRecord>,
+    pending: Vec<PreparedRecord>,
+    bytes: usize,
     healthy: watch::Sender<bool>,
 ) -> Commit {
+    let mut waiting = Vec::with_capacity(pending.len());
+    let batch: RecordBatch = Arc::new(
+        pending
+            .into_iter()
+            .map(|p| {
+                waiting.push((p.listener, p.ack));
+                p.record
+            })
+            .collect(),
+    );
     tokio::task::spawn_blocking(move || {
         let (first, seconds) = commit_blocking(log.as_ref(), &batch, &healthy);
-        (batch, first, seconds)
+        (waiting, bytes, first, seconds)
     })
 }
 
-fn finish(batch: Vec<PreparedRecord>, first: u64, seconds: f64) {
-    let bytes: usize = batch.iter().map(|r| r.json.len()).sum();
-    metrics::batch_committed(batch.len(), bytes, seconds, first + batch.len() as u64);
-    for (i, record) in batch.into_iter().enumerate() {
-        record.listener.accepted.increment(1);
-        if let Some(ack) = record.ack {
+fn finish(waiting: Waiting, bytes: usize, first: u64, seconds: f64) {
+    metrics::batch_committed(waiting.len(), bytes, seconds, first + waiting.len() as u64);
+    for (i, (listener, ack)) in waiting.into_iter().enumerate() {
+        listener.accepted.increment(1);
+        if let Some(ack) = ack {
             let _ = ack.send(first + i as u64);
         }
     }
@@ -103,9 +110,9 @@ pub async fn run_batcher(
         let room = in_flight.len() < limits.max_in_flight.max(1);
         if room && !pending.is_empty() && due {
             let batch = std::mem::take(&mut pending);
-            pending_bytes = 0;
+            let bytes = std::mem::take(&mut pending_bytes);
             deadline = None;
-            in_flight.push_back(spawn_commit(log.clone(), batch, healthy.clone()));
+            in_flight.push_back(spawn_commit(log.clone(), batch, bytes, healthy.clone()));
             continue;
         }
         if closed && pending.is_empty() && in_flight.is_empty() {
@@ -117,7 +124,7 @@ pub async fn run_batcher(
                     if pending.is_empty() {
                         deadline = Some(tokio::time::Instant::now() + limits.max_delay);
                     }
-                    pending_bytes += record.json.len();
+                    pending_bytes += record.record.json.len();
                     pending.push(record);
                 }
                 None => closed = true,
@@ -125,7 +132,7 @@ pub async fn run_batcher(
             done = async { in_flight.front_mut().expect("guarded").await }, if !in_flight.is_empty() => {
                 in_flight.pop_front();
                 match done {
-                    Ok((batch, first, seconds)) => finish(batch, first, seconds),
+                    Ok((waiting, bytes, first, seconds)) => finish(waiting, bytes, first, seconds),
                     Err(e) => tracing::error!(error = %e, "commit task failed"),
                 }
             },
