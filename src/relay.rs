@@ -174,13 +174,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         task.abort();
     }
     // The store writes no WAL: what it applied is on disk only once flushed.
-    let flushed = store.clone();
-    match tokio::task::spawn_blocking(move || flushed.flush()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "store flush at exit failed; the next start applies the rest from the Raft log")
-        }
-        Err(e) => tracing::error!(error = %e, "store flush task failed"),
+    if let Err(e) = freshness::flush(store.clone()).await {
+        tracing::error!(error = %e, "store flush at exit failed; the next start applies the rest from the Raft log");
     }
     tracing::info!("everything received is committed; exiting");
     Ok(())

@@ -47,15 +47,22 @@ pub fn serve(store: Arc<Store>, data_dir: &Path) -> Result<tokio::task::JoinHand
             };
             let store = store.clone();
             tokio::spawn(async move {
-                let answer = match tokio::task::spawn_blocking(move || store.flush()).await {
-                    Ok(Ok(())) => "ok\n".to_string(),
-                    Ok(Err(e)) => format!("{e}\n"),
-                    Err(e) => format!("flush task failed: {e}\n"),
+                let answer = match flush(store).await {
+                    Ok(()) => "ok\n".to_string(),
+                    Err(e) => format!("{e}\n"),
                 };
                 let _ = conn.write_all(answer.as_bytes()).await;
             });
         }
     }))
+}
+
+/// Flushes `store` off the async threads.
+pub async fn flush(store: Arc<Store>) -> Result<(), String> {
+    match tokio::task::spawn_blocking(move || store.flush()).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("flush task failed: {e}")),
+    }
 }
 
 /// Asks the relay running on `data_dir`, if any, to flush its store, and waits for it. A

@@ -244,7 +244,7 @@ impl Store {
         }
         self.write_unlogged(batch)?;
         if sync {
-            self.flush_all()?;
+            self.flush()?;
         }
         *next = first;
         {
@@ -320,7 +320,7 @@ impl Store {
         let write = |e: rocksdb::Error| StoreError::Write(e.to_string());
         // Writers hold this lock for the length of a write.
         let _writes = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
-        self.flush_all()?;
+        self.flush()?;
         rocksdb::checkpoint::Checkpoint::new(&self.db)
             .and_then(|c| c.create_checkpoint(dir))
             .map_err(write)?;
@@ -367,7 +367,7 @@ impl Store {
             }
             self.write_unlogged(batch)?;
         }
-        self.flush_all()?;
+        self.flush()?;
         *next = read_next_seq(&self.db)?;
         *self.day_ranges.lock().unwrap_or_else(|p| p.into_inner()) = scan::day_ranges(&self.db)?;
         *self.cluster_id.lock().unwrap_or_else(|p| p.into_inner()) = meta::cluster_id(&self.db)?;
@@ -433,19 +433,16 @@ impl Store {
     }
 
     /// Writes everything applied so far to disk, all column families as one, and waits for it.
+    /// It takes no lock against writers: an atomic flush cuts all column families at one point
+    /// of RocksDB's write sequence, between two write batches, so applies go on meanwhile.
     pub fn flush(&self) -> Result<(), StoreError> {
-        // No lock against writers: an atomic flush cuts all column families at one point of
-        // RocksDB's write sequence, between two write batches, so applies go on meanwhile.
-        self.flush_all()
-    }
-
-    fn flush_all(&self) -> Result<(), StoreError> {
-        let names = self
+        let cfs: Vec<_> = self
             .cf_names
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let cfs: Vec<_> = names.iter().filter_map(|n| self.db.cf_handle(n)).collect();
+            .iter()
+            .filter_map(|n| self.db.cf_handle(n))
+            .collect();
         let mut options = rocksdb::FlushOptions::default();
         options.set_wait(true);
         self.db
