@@ -102,12 +102,8 @@ impl Recent {
 
     /// The entries in `range` when all of them are here.
     fn get(&self, range: &impl RangeBounds<u64>) -> Option<Vec<LogEntry>> {
-        let (first, last) = (self.first()?, self.last()?);
-        let start = match range.start_bound() {
-            Bound::Included(i) => *i,
-            Bound::Excluded(i) => i.checked_add(1)?,
-            Bound::Unbounded => 0,
-        };
+        let first = self.first()?;
+        let start = first_index(range);
         if start < first {
             return None;
         }
@@ -116,10 +112,19 @@ impl Recent {
             self.entries
                 .iter()
                 .skip(skip)
-                .take_while(|(e, _)| e.log_id.index <= last && range.contains(&e.log_id.index))
+                .take_while(|(e, _)| range.contains(&e.log_id.index))
                 .map(|(e, _)| e.clone())
                 .collect(),
         )
+    }
+}
+
+/// The first index `range` can hold.
+fn first_index(range: &impl RangeBounds<u64>) -> u64 {
+    match range.start_bound() {
+        Bound::Included(i) => *i,
+        Bound::Excluded(i) => i.saturating_add(1),
+        Bound::Unbounded => 0,
     }
 }
 
@@ -263,11 +268,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if let Some(entries) = self.recent().get(&range) {
             return Ok(entries);
         }
-        let start = match range.start_bound() {
-            Bound::Included(i) => *i,
-            Bound::Excluded(i) => i + 1,
-            Bound::Unbounded => 0,
-        };
+        let start = first_index(&range);
         let log = self.cf(LOG_CF).map_err(read_err)?;
         let mut out = Vec::new();
         let from = index_key(start);

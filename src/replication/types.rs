@@ -2,12 +2,10 @@
 //! commands, and what applying them answers. Everything here is serialised with bincode for
 //! the log and the wire; a record's JSON travels as one byte string, not as a list of numbers.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Control, SeqRange};
-pub use crate::write_path::ProposedRecord;
+pub use crate::write_path::{ProposedRecord, RecordBatch};
 
 openraft::declare_raft_types!(
     /// The relay's Raft: node ids are numbers, nodes are known by their peer address, and a
@@ -33,7 +31,7 @@ pub enum Request {
     /// One write-path batch: one entry, so one fsync on each node covers all of it. Shared, so
     /// that the copies Raft keeps (the proposal, the log's recent entries, replication) are
     /// references rather than copies of every record.
-    Records(Arc<Vec<ProposedRecord>>),
+    Records(RecordBatch),
     Control(Vec<Control>),
 }
 
@@ -78,6 +76,8 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String>
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::store::keys::IndexTerms;
 

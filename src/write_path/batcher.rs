@@ -5,10 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-
-use tokio::sync::oneshot;
 
 use super::{CommitLog, PreparedRecord, RecordBatch};
 use crate::metrics::{self, ListenerMetrics};
