@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use base64::Engine;
 
-use crate::json::{write_str, Object};
+use crate::json::{write_array, write_str, Object};
 use crate::payload::Fields;
 use crate::pri::Pri;
 use crate::rfc5424::SdElement;
@@ -126,79 +126,6 @@ impl<'a> Record<'a> {
 
     /// Appends the record's JSON to `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        self.write_object(out);
-    }
-}
-
-/// Strips the trailers that RFC 5424 and common senders leave at the end of MSG: LF, CR LF, NUL.
-pub fn trim_trailer(mut msg: &[u8]) -> &[u8] {
-    loop {
-        match msg {
-            [rest @ .., b'\r', b'\n'] | [rest @ .., b'\n'] | [rest @ .., b'\0'] => msg = rest,
-            _ => return msg,
-        }
-    }
-}
-
-/// `"time"` in RFC 3339, written straight into the buffer.
-fn write_time(out: &mut Vec<u8>, time: &DateTime) {
-    out.push(b'"');
-    time.write_rfc3339_bytes(out);
-    out.push(b'"');
-}
-
-fn write_source(out: &mut Vec<u8>, source: &Source<'_>) {
-    let mut o = Object::begin(out);
-    o.str("ip", &source.ip);
-    o.u64("port", u64::from(source.port));
-    o.str("transport", source.transport);
-    o.str("listener", &source.listener);
-    if let Some(peer) = &source.tls_peer {
-        o.str("tls_peer", peer);
-    }
-    o.end();
-}
-
-/// `[{"id":…,"params":[[name,value],…]},…]`: params stay a list, in order, repeats kept.
-fn write_structured_data(out: &mut Vec<u8>, elements: &[SdElement<'_>]) {
-    out.push(b'[');
-    for (i, element) in elements.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let mut o = Object::begin(out);
-        o.str("id", element.id);
-        let params = o.key("params");
-        params.push(b'[');
-        for (j, param) in element.params.iter().enumerate() {
-            if j > 0 {
-                params.push(b',');
-            }
-            params.push(b'[');
-            write_str(params, param.name);
-            params.push(b',');
-            write_str(params, &param.value());
-            params.push(b']');
-        }
-        params.push(b']');
-        o.end();
-    }
-    out.push(b']');
-}
-
-/// `fields` as a JSON object; when a key repeats, the first value wins (`raw` keeps the rest).
-fn write_fields(out: &mut Vec<u8>, fields: &Fields<'_>) {
-    let mut o = Object::begin(out);
-    for (i, (k, v)) in fields.iter().enumerate() {
-        if !fields[..i].iter().any(|(prev, _)| prev == k) {
-            o.str_any_key(k, v);
-        }
-    }
-    o.end();
-}
-
-impl Record<'_> {
-    fn write_object(&self, out: &mut Vec<u8>) {
         let mut o = Object::begin(out);
         if let Some(seq) = self.seq {
             o.u64("seq", seq);
@@ -268,4 +195,60 @@ impl Record<'_> {
         }
         o.end();
     }
+}
+
+/// Strips the trailers that RFC 5424 and common senders leave at the end of MSG: LF, CR LF, NUL.
+pub fn trim_trailer(mut msg: &[u8]) -> &[u8] {
+    loop {
+        match msg {
+            [rest @ .., b'\r', b'\n'] | [rest @ .., b'\n'] | [rest @ .., b'\0'] => msg = rest,
+            _ => return msg,
+        }
+    }
+}
+
+/// `"time"` in RFC 3339, written straight into the buffer.
+fn write_time(out: &mut Vec<u8>, time: &DateTime) {
+    out.push(b'"');
+    time.write_rfc3339_bytes(out);
+    out.push(b'"');
+}
+
+fn write_source(out: &mut Vec<u8>, source: &Source<'_>) {
+    let mut o = Object::begin(out);
+    o.str("ip", &source.ip);
+    o.u64("port", u64::from(source.port));
+    o.str("transport", source.transport);
+    o.str("listener", &source.listener);
+    if let Some(peer) = &source.tls_peer {
+        o.str("tls_peer", peer);
+    }
+    o.end();
+}
+
+/// `[{"id":…,"params":[[name,value],…]},…]`: params stay a list, in order, repeats kept.
+fn write_structured_data(out: &mut Vec<u8>, elements: &[SdElement<'_>]) {
+    write_array(out, elements, |out, element| {
+        let mut o = Object::begin(out);
+        o.str("id", element.id);
+        write_array(o.key("params"), &element.params, |out, param| {
+            out.push(b'[');
+            write_str(out, param.name);
+            out.push(b',');
+            write_str(out, &param.value());
+            out.push(b']');
+        });
+        o.end();
+    });
+}
+
+/// `fields` as a JSON object; when a key repeats, the first value wins (`raw` keeps the rest).
+fn write_fields(out: &mut Vec<u8>, fields: &Fields<'_>) {
+    let mut o = Object::begin(out);
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if !fields[..i].iter().any(|(prev, _)| prev == k) {
+            o.str_any_key(k, v);
+        }
+    }
+    o.end();
 }

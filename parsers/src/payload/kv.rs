@@ -38,10 +38,14 @@ fn is(c: u8, class: u8) -> bool {
 /// words or `"…"`/`'…'` with backslash escapes. Text that is not a pair is skipped, so a sentence
 /// with a few pairs in it yields just those pairs.
 pub fn parse_key_values(input: &[u8]) -> Fields<'_> {
-    let checked = Checked::new(input);
+    key_values_in(Checked::new(input), input)
+}
+
+/// [`parse_key_values`] on `input` lying within `checked`, a message already checked as UTF-8.
+pub(crate) fn key_values_in<'a>(checked: Checked<'a>, input: &'a [u8]) -> Fields<'a> {
     let piece = |start: usize, end: usize| checked.text(&input[start..end]);
     // One allocation: at most one pair per `=`.
-    let mut fields: Fields<'_> = Vec::with_capacity(memchr::memchr_iter(b'=', input).count());
+    let mut fields: Fields<'a> = Vec::with_capacity(memchr::memchr_iter(b'=', input).count());
     let mut i = 0;
     while i < input.len() {
         while i < input.len() && is(input[i], SEPARATOR) {
@@ -60,7 +64,7 @@ pub fn parse_key_values(input: &[u8]) -> Fields<'_> {
         }
         let key = piece(key_start, i);
         i += 1;
-        let value: Cow<'_, str> = match input.get(i) {
+        let value: Cow<'a, str> = match input.get(i) {
             Some(&q @ (b'"' | b'\'')) => {
                 let start = i + 1;
                 let mut j = start;

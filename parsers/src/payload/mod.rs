@@ -7,6 +7,7 @@ mod leef;
 use std::borrow::Cow;
 
 pub use cef::parse_cef;
+pub(crate) use kv::key_values_in;
 pub use kv::parse_key_values;
 pub use leef::parse_leef;
 

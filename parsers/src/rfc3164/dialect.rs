@@ -2,7 +2,7 @@
 //! of it that family puts in a shape of its own.
 
 use super::{cisco, vendors, Rfc3164Message, Rfc3164Options};
-use crate::payload::{parse_cef, parse_key_values, parse_leef, Checked};
+use crate::payload::{key_values_in, parse_cef, parse_leef, Checked};
 
 /// A recognised RFC 3164 dialect or payload format; `name()` is the record's `dialect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,10 +107,10 @@ pub(super) fn classify<'a>(
     } else if m.app_name.is_some() {
         m.dialect = Some(Dialect::Linux);
         if options.key_values {
-            m.fields.extend(parse_key_values(m.msg));
+            m.fields.extend(key_values_in(checked, m.msg));
         }
     } else if options.key_values {
-        let fields = parse_key_values(m.msg);
+        let fields = key_values_in(checked, m.msg);
         if !fields.is_empty() {
             m.dialect = Some(Dialect::KeyValue);
             m.fields.extend(fields);

@@ -208,7 +208,7 @@ pub(crate) fn parse_checked<'a>(
         Err(PriError::Missing) => (input, None),
         Err(PriError::OutOfRange) => return Err(Rfc3164Error::InvalidPri),
     };
-    if let Some(m) = vendors::fortigate(pri, body) {
+    if let Some(m) = vendors::fortigate(checked, pri, body) {
         return Ok(m);
     }
     let mut m = Rfc3164Message {

@@ -4,18 +4,22 @@
 use std::borrow::Cow;
 
 use super::{Dialect, LegacyTimestamp, Rfc3164Message};
-use crate::payload::{parse_key_values, text, Fields};
+use crate::payload::{key_values_in, text, Checked, Fields};
 use crate::pri::Pri;
 use crate::timestamp::parse_iso8601;
 
 /// FortiGate sends no header at all: `<189>date=2024-01-12 time=10:00:00 devname="FG" …`.
 /// The event time comes from `date`/`time` (and `tz` when present), the host from `devname`.
-pub(super) fn fortigate(pri: Option<Pri>, body: &[u8]) -> Option<Rfc3164Message<'_>> {
+pub(super) fn fortigate<'a>(
+    checked: Checked<'a>,
+    pri: Option<Pri>,
+    body: &'a [u8],
+) -> Option<Rfc3164Message<'a>> {
     let starts = [&b"date="[..], b"logver=", b"devname=", b"eventtime="];
     if !starts.iter().any(|s| body.starts_with(s)) {
         return None;
     }
-    let fields = parse_key_values(body);
+    let fields = key_values_in(checked, body);
     let get = |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v);
     let timestamp = match (get("date"), get("time")) {
         (Some(date), Some(time)) => {
