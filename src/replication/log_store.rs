@@ -18,6 +18,7 @@ use rocksdb::{
     WriteBatch, WriteOptions,
 };
 
+use super::entry_codec::{decode_entry, encode_entry};
 use super::types::{decode, encode, LogEntry, LogId, NodeId, StorageError, TypeConfig};
 
 type Db = DBWithThreadMode<MultiThreaded>;
@@ -39,7 +40,7 @@ pub struct LogStore {
     recent: Arc<Mutex<Recent>>,
 }
 
-/// How much of the newest log [`Recent`] keeps, by encoded size.
+/// How much of the newest log [`Recent`] keeps, by decoded (bincode) size.
 const RECENT_BYTES: usize = 64 << 20;
 
 /// The newest entries, kept decoded beside the database. Raft reads every entry back right
@@ -145,12 +146,15 @@ impl LogStore {
         options.create_missing_column_families(true);
         options.set_max_background_jobs(2);
         options.enable_statistics();
-        // Entries stay until a snapshot covers them and `log_keep` more have come; what is
-        // flushed to tables is compressed (record JSON shrinks a lot, and copying bytes is a
-        // large part of the cost here).
-        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // Entries stay until a snapshot covers them and `log_keep` more have come. They are
+        // compressed as they are written (`entry_codec`), so tables do not compress again.
+        options.set_compression_type(rocksdb::DBCompressionType::None);
         options.set_write_buffer_size(64 << 20);
         options.set_keep_log_file_num(4);
+        // A WAL file is deleted only once every family's data in it is flushed; the small
+        // state family would otherwise hold about a gigabyte of WAL (RocksDB's default bound)
+        // before anything forces it to flush.
+        options.set_max_total_wal_size(64 << 20);
         let cfs = [LOG_CF, STATE_CF].map(|name| ColumnFamilyDescriptor::new(name, options.clone()));
         let db = Db::open_cf_descriptors(&options, &path, cfs)
             .map_err(|e| format!("cannot open the Raft log {}: {e}", path.display()))?;
@@ -201,9 +205,9 @@ impl LogStore {
         {
             let log = self.cf(LOG_CF)?;
             for entry in entries {
-                let bytes = encode(&entry).map_err(io_error)?;
-                batch.put_cf(&log, index_key(entry.log_id.index), &bytes);
-                appended.push((entry, bytes.len()));
+                let encoded = encode_entry(&entry).map_err(io_error)?;
+                batch.put_cf(&log, index_key(entry.log_id.index), &encoded.bytes);
+                appended.push((entry, encoded.plain_len));
             }
         }
         let result = self.write_synced(batch).await;
@@ -245,7 +249,7 @@ impl LogStore {
             None => Ok(None),
             Some(item) => {
                 let (_, value) = item.map_err(io_error)?;
-                let entry: LogEntry = decode(&value).map_err(io_error)?;
+                let entry = decode_entry(&value).map_err(io_error)?;
                 Ok(Some(entry.log_id))
             }
         }
@@ -281,7 +285,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             if !range.contains(&index) {
                 break;
             }
-            out.push(decode(&value).map_err(|e| read_err(io_error(e)))?);
+            out.push(decode_entry(&value).map_err(|e| read_err(io_error(e)))?);
         }
         Ok(out)
     }

@@ -9,6 +9,7 @@
 //! [`Replica::leader`] says so.
 
 pub mod config;
+mod entry_codec;
 mod log_store;
 mod metrics;
 mod pack;
