@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use rocksdb::{
     ColumnFamilyDescriptor, DBWithThreadMode, MultiThreaded, Options, WriteBatch, WriteOptions,
 };
+use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 
 use keys::{
@@ -75,6 +76,16 @@ pub struct Entry<'a> {
     pub received_micros: i64,
     pub json: &'a [u8],
     pub terms: &'a IndexTerms,
+}
+
+/// One value's posting in a batch being staged: where it goes and how many seqs it has.
+struct Posting {
+    day: i64,
+    field: IndexField,
+    hash: u64,
+    /// The earliest receive time among its records (the index key's time).
+    time: i64,
+    count: usize,
 }
 
 /// The seqs a committed batch was given: `first..first + count`.
@@ -271,8 +282,13 @@ impl Store {
         first: u64,
         days: &mut BTreeMap<i64, (u64, u64)>,
     ) -> Result<(), StoreError> {
-        // (day, field, hash, seq, time): sorted, they group into one posting per value.
-        let mut postings = Vec::with_capacity(entries.len() * 4);
+        // One posting per (day, field, value hash) in the batch, numbered in the order each
+        // first appears; `seqs` holds (posting, seq) in seq order. Grouped through a hash map
+        // and a counting pass rather than by sorting every (posting, seq) pair, which was 3% of
+        // ingest CPU.
+        let mut numbers: FxHashMap<(i64, u8, u64), u32> = FxHashMap::default();
+        let mut postings: Vec<Posting> = Vec::new();
+        let mut seqs: Vec<(u32, u64)> = Vec::with_capacity(entries.len() * 4);
         // A batch almost always falls in one day: its column family is looked up once.
         let mut day_cf = None;
         for (i, entry) in entries.iter().enumerate() {
@@ -287,24 +303,54 @@ impl Store {
             };
             batch.put_cf(cf, record_key(seq), entry.json);
             for (field, hash) in entry.terms.present() {
-                postings.push((day, field as u8, hash, seq, entry.received_micros));
+                let number = *numbers.entry((day, field as u8, hash)).or_insert_with(|| {
+                    postings.push(Posting {
+                        day,
+                        field,
+                        hash,
+                        time: entry.received_micros,
+                        count: 0,
+                    });
+                    (postings.len() - 1) as u32
+                });
+                let posting = &mut postings[number as usize];
+                posting.time = posting.time.min(entry.received_micros);
+                posting.count += 1;
+                seqs.push((number, seq));
             }
         }
-        postings.sort_unstable();
+        // Each posting's seqs, contiguous and ascending (they were pushed in seq order).
+        let mut starts = Vec::with_capacity(postings.len());
+        let mut at = 0;
+        for posting in &postings {
+            starts.push(at);
+            at += posting.count;
+        }
+        let mut grouped = vec![0u64; seqs.len()];
+        let mut next = starts.clone();
+        for (number, seq) in seqs {
+            grouped[next[number as usize]] = seq;
+            next[number as usize] += 1;
+        }
         let mut value = Vec::new();
         let mut index_cf = None;
-        for group in postings.chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)) {
-            let (day, field, hash, first_seq, _) = group[0];
-            let field = IndexField::ALL[usize::from(field) - 1];
-            let time = group.iter().map(|p| p.4).min().unwrap_or(0);
-            let seqs: Vec<u64> = group.iter().map(|p| p.3).collect();
+        for (posting, start) in postings.iter().zip(starts) {
+            let seqs = &grouped[start..start + posting.count];
             value.clear();
-            keys::encode_posting(&seqs, &mut value);
+            keys::encode_posting(seqs, &mut value);
             let cf = match &index_cf {
-                Some((d, cf)) if *d == day => cf,
-                _ => &index_cf.insert((day, self.index_cf(day)?)).1,
+                Some((d, cf)) if *d == posting.day => cf,
+                _ => {
+                    &index_cf
+                        .insert((posting.day, self.index_cf(posting.day)?))
+                        .1
+                }
             };
-            batch.put_cf(cf, index_key(field, hash, time, first_seq), &value);
+            batch.put_cf(
+                cf,
+                index_key(posting.field, posting.hash, posting.time, seqs[0]),
+                &value,
+            );
         }
         Ok(())
     }
@@ -601,6 +647,58 @@ mod tests {
         assert_eq!(store.next_seq(), 4);
         let reader = StoreReader::open(dir.path()).unwrap();
         assert_eq!(reader.next_seq().unwrap(), 4);
+    }
+
+    /// Postings are grouped per value within a batch: values that alternate from record to
+    /// record, and a batch that spans midnight, still index every record under its value.
+    #[test]
+    fn the_index_finds_interleaved_values_across_midnight() {
+        use auditrelay_parsers::{parse, timestamp::DateTime, ParseOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let day = 86_400_000_000i64;
+        let late = 1_795_000_000_000_000 / day * day + day - 3;
+        let raws: Vec<String> = (0..12)
+            .map(|i| format!("<14>1 2026-11-26T10:00:00Z host-{} app - - - n{i}", i % 3))
+            .collect();
+        let parsed: Vec<_> = raws
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let at = late + i as i64;
+                let record = parse(
+                    raw.as_bytes(),
+                    &DateTime::from_unix_micros(at),
+                    &ParseOptions::default(),
+                );
+                (at, record.to_json(), IndexTerms::of(&record, None))
+            })
+            .collect();
+        let entries: Vec<Entry<'_>> = parsed
+            .iter()
+            .map(|(at, json, terms)| Entry {
+                received_micros: *at,
+                json,
+                terms,
+            })
+            .collect();
+        store.commit(&entries).unwrap();
+        store.flush().unwrap();
+        let reader = StoreReader::open(dir.path()).unwrap();
+        for host in 0..3u64 {
+            let query = query::Query {
+                host: Some(format!("host-{host}")),
+                ..Default::default()
+            };
+            let mut seqs = Vec::new();
+            query::run(&reader, &query, |seq, _| {
+                seqs.push(seq);
+                Ok(())
+            })
+            .unwrap();
+            let expected: Vec<u64> = (1..=12).filter(|s| (s - 1) % 3 == host).collect();
+            assert_eq!(seqs, expected, "host-{host}");
+        }
     }
 
     /// The seqs `scan_from` hands out, and where the next read starts.
