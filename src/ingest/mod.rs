@@ -12,11 +12,12 @@ pub mod udp;
 pub mod url;
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use auditrelay_parsers::timestamp::DateTime;
-use auditrelay_parsers::{parse, ParseOptions, Source};
+use auditrelay_parsers::{parse, ParseOptions, Record, Source};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::ListenerConfig;
@@ -110,13 +111,33 @@ impl Ingest {
         PreparedRecord {
             record: ProposedRecord {
                 received_micros,
-                json: record.to_json(),
+                json: json_of(&record),
                 terms,
             },
             listener: self.metrics.clone(),
             ack,
         }
     }
+}
+
+thread_local! {
+    /// Where a record's JSON is written before it is copied out at its exact size.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(64 << 10));
+}
+
+/// The record's JSON in a buffer of exactly its size. Written in place, a record's buffer was
+/// either grown while writing (a realloc and a copy, a quarter of the cost of the JSON under
+/// load) or sized for the worst case and held that way through the pipeline.
+fn json_of(record: &Record<'_>) -> Vec<u8> {
+    SCRATCH.with_borrow_mut(|buf| {
+        buf.clear();
+        record.write_json(buf);
+        let json = buf.as_slice().to_vec();
+        // One huge record does not keep its buffer for the thread's life.
+        buf.truncate(0);
+        buf.shrink_to(64 << 10);
+        json
+    })
 }
 
 /// Keeps the open-connections gauge right however a connection ends.
