@@ -365,13 +365,13 @@ fn one_node_s_storage_fails(
     let failing_id = cluster.nodes[FAILING].id;
     let tcp = cluster.nodes[leader].tcp_port;
 
-    send_tcp(tcp, &frames(0..chunk));
+    send_tcp(tcp, &filler_frames(0..chunk));
     let mut sent = chunk;
     cluster.nodes[leader].wait_accepted(sent, Duration::from_secs(120));
     cluster.wait_same_digest(&[0, 1, 2], Duration::from_secs(120));
     break_disk();
     while sent < most && !storage_failure_shown(&mut cluster.nodes[FAILING]) {
-        send_tcp(tcp, &frames(sent..sent + chunk));
+        send_tcp(tcp, &filler_frames(sent..sent + chunk));
         sent += chunk;
         cluster.nodes[leader].wait_accepted(sent, Duration::from_secs(120));
     }
@@ -391,13 +391,38 @@ fn one_node_s_storage_fails(
     );
 
     // The two others still form a majority and take more.
-    send_tcp(tcp, &frames(sent..sent + chunk));
+    send_tcp(tcp, &filler_frames(sent..sent + chunk));
     sent += chunk;
     cluster.nodes[leader].wait_accepted(sent, Duration::from_secs(120));
     let line = cluster.wait_same_digest(&healthy, Duration::from_secs(120));
     assert_eq!(digest_records(&line), sent, "{line}");
     eprintln!("the two healthy nodes after {sent} messages: {line}");
     cluster.nodes[FAILING].relay.log_text()
+}
+
+/// Octet-counted messages that fill a disk at their own size: each carries 256 pseudo-random
+/// hex digits, because the Raft log and the store compress what they write, and the usual test
+/// messages shrink several times over.
+fn filler_frames(range: std::ops::Range<u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for n in range {
+        let mut x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let noise: String = (0..16)
+            .map(|_| {
+                // xorshift64: cheap, and as good as random to a compressor.
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                format!("{x:016x}")
+            })
+            .collect();
+        let m = format!(
+            "<14>1 2026-11-26T10:00:00Z host-{} app - - - filler {n} {noise}",
+            n % 7
+        );
+        out.extend_from_slice(format!("{} {m}", m.len()).as_bytes());
+    }
+    out
 }
 
 /// With two of three nodes killed, the survivor cannot reach a majority: `/readyz` stops
