@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::cluster::{digest_records, log_tail, Cluster, Node, NodeOptions};
-use common::forwarding::{frames, send_paced_reconnecting, send_tcp, Tally};
+use common::forwarding::{frames, octet_frames, send_paced_reconnecting, send_tcp, Tally};
 use common::peers::{
     rsyslog_omrelp_sender, rsyslog_root, spawn_loggen, Input, KillOnDrop, Receiver,
 };
@@ -404,8 +404,7 @@ fn one_node_s_storage_fails(
 /// hex digits, because the Raft log and the store compress what they write, and the usual test
 /// messages shrink several times over.
 fn filler_frames(range: std::ops::Range<u64>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for n in range {
+    octet_frames(range, |n| {
         let mut x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         let noise: String = (0..16)
             .map(|_| {
@@ -416,13 +415,11 @@ fn filler_frames(range: std::ops::Range<u64>) -> Vec<u8> {
                 format!("{x:016x}")
             })
             .collect();
-        let m = format!(
+        format!(
             "<14>1 2026-11-26T10:00:00Z host-{} app - - - filler {n} {noise}",
             n % 7
-        );
-        out.extend_from_slice(format!("{} {m}", m.len()).as_bytes());
-    }
-    out
+        )
+    })
 }
 
 /// With two of three nodes killed, the survivor cannot reach a majority: `/readyz` stops

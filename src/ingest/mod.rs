@@ -130,11 +130,11 @@ thread_local! {
 /// load) or sized for the worst case and held that way through the pipeline.
 fn json_of(record: &Record<'_>) -> Vec<u8> {
     SCRATCH.with_borrow_mut(|buf| {
-        buf.clear();
         record.write_json(buf);
         let json = buf.as_slice().to_vec();
-        // One huge record does not keep its buffer for the thread's life.
-        buf.truncate(0);
+        // Left empty for the next record; one huge record does not keep its buffer for the
+        // thread's life.
+        buf.clear();
         buf.shrink_to(64 << 10);
         json
     })

@@ -105,20 +105,21 @@ pub async fn run_batcher(
     let mut pending: Vec<PreparedRecord> = Vec::new();
     let mut pending_bytes = 0usize;
     let mut received: Vec<PreparedRecord> = Vec::with_capacity(RECEIVE_AT_ONCE);
-    let mut deadline: Option<tokio::time::Instant> = None;
-    // One timer, moved when a batch starts, rather than a new one on every turn of the loop.
+    // Set to the pending batch's deadline when its first record arrives: one timer, moved,
+    // rather than a new one on every turn of the loop.
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     let mut in_flight: std::collections::VecDeque<Commit> = std::collections::VecDeque::new();
     let mut closed = false;
     loop {
         let full = pending.len() >= limits.max_records || pending_bytes >= limits.max_bytes;
-        let due = full || closed || deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+        let due = full
+            || closed
+            || (!pending.is_empty() && tokio::time::Instant::now() >= timer.deadline());
         let room = in_flight.len() < limits.max_in_flight.max(1);
         if room && !pending.is_empty() && due {
             let batch = std::mem::take(&mut pending);
             let bytes = std::mem::take(&mut pending_bytes);
-            deadline = None;
             in_flight.push_back(spawn_commit(log.clone(), batch, bytes, healthy.clone()));
             continue;
         }
@@ -131,9 +132,7 @@ pub async fn run_batcher(
                 if n == 0 {
                     closed = true;
                 } else if pending.is_empty() {
-                    let at = tokio::time::Instant::now() + limits.max_delay;
-                    deadline = Some(at);
-                    timer.as_mut().reset(at);
+                    timer.as_mut().reset(tokio::time::Instant::now() + limits.max_delay);
                 }
                 for record in received.drain(..) {
                     pending_bytes += record.record.json.len();
@@ -147,7 +146,7 @@ pub async fn run_batcher(
                     Err(e) => tracing::error!(error = %e, "commit task failed"),
                 }
             },
-            () = &mut timer, if deadline.is_some() && room && !due => {}
+            () = &mut timer, if !pending.is_empty() && room && !due => {}
         }
     }
 }

@@ -24,6 +24,11 @@ pub fn message(n: u64) -> String {
 
 /// Octet-counted frames of messages `range`.
 pub fn frames(range: std::ops::Range<u64>) -> Vec<u8> {
+    octet_frames(range, message)
+}
+
+/// `message(n)` for each `n` of `range`, octet-counted, back to back.
+pub fn octet_frames(range: std::ops::Range<u64>, message: impl Fn(u64) -> String) -> Vec<u8> {
     let mut out = Vec::new();
     for n in range {
         let m = message(n);
