@@ -34,6 +34,20 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         while i + 8 <= bytes.len() && escapes(word(i)) == 0 {
             i += 8;
         }
+        // Fewer than 8 bytes left after clean text: the last word overlaps bytes already found
+        // clean, so it needs an escape only if the tail does (one test, not a byte loop).
+        if i < bytes.len() && i + 8 > bytes.len() && bytes.len() >= 8 {
+            if escapes(word(bytes.len() - 8)) == 0 {
+                break;
+            }
+        } else if bytes.len() < 8 {
+            // A short string is tested as one word, padded with spaces (which need no escape).
+            let mut w = [b' '; 8];
+            w[..bytes.len()].copy_from_slice(bytes);
+            if escapes(u64::from_le_bytes(w)) == 0 {
+                break;
+            }
+        }
         let end = (i + 8).min(bytes.len());
         while i < end {
             let c = bytes[i];
@@ -203,6 +217,16 @@ mod tests {
                 let mut s = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH".to_string();
                 s.insert(at, c as char);
                 cases.push(s);
+            }
+        }
+        // Short strings and tails: each length up to two words, every byte at every offset.
+        for len in 0..=16 {
+            for c in 0u8..0x80 {
+                for at in 0..=len {
+                    let mut s = "abcdefghijklmnop"[..len].to_string();
+                    s.insert(at, c as char);
+                    cases.push(s);
+                }
             }
         }
         for s in cases {

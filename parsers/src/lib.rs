@@ -29,12 +29,12 @@ pub mod timestamp;
 
 use std::borrow::Cow;
 
-use payload::{parse_cef, parse_leef, text, Checked};
+use payload::{parse_cef, parse_leef, Checked};
 use pri::DEFAULT_PRI;
 use record::trim_trailer;
 pub use record::{EventTime, Format, Record, Source};
 use rfc3164::{Dialect, Rfc3164Options};
-use rfc5424::{looks_like_rfc5424, parse_rfc5424, Rfc5424Options};
+use rfc5424::{looks_like_rfc5424, parse_rfc5424_checked, Rfc5424Options};
 use timestamp::{resolve, DateTime};
 
 /// Which syslog format to expect.
@@ -96,7 +96,9 @@ fn raw_record<'a>(
 fn from_rfc5424<'a>(raw: &'a [u8], received: &DateTime, options: Rfc5424Options) -> Record<'a> {
     // Senders often end a frame with LF or NUL; RFC 5424 has no trailer, so it is not MSG.
     let input = trim_trailer(raw);
-    let m = match parse_rfc5424(input, options) {
+    // One UTF-8 check of the whole frame serves the header, MSG and `raw` in the JSON.
+    let checked = Checked::new(raw);
+    let m = match parse_rfc5424_checked(input, checked, options) {
         Ok(m) => m,
         Err(e) => {
             let pri = pri::parse_pri(input).ok().map(|(_, p)| p);
@@ -127,13 +129,14 @@ fn from_rfc5424<'a>(raw: &'a [u8], received: &DateTime, options: Rfc5424Options)
         app_name: m.app_name.map(Cow::Borrowed),
         proc_id: m.proc_id.map(Cow::Borrowed),
         msg_id: m.msg_id.map(Cow::Borrowed),
-        message: msg.map(text),
+        message: msg.map(|m| checked.text(m)),
         fields,
         parse_error: m
             .has_duplicate_sd_id
             .then(|| "repeated SD-ID kept (RFC 5424 section 6.3.2 forbids it)".to_string()),
         structured_data: m.structured_data,
         raw,
+        raw_text: checked.whole(),
     }
 }
 
@@ -149,7 +152,9 @@ fn from_rfc3164<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) 
     let legacy = Rfc3164Options {
         key_values: options.key_values,
     };
-    let checked = Checked::new(input);
+    // Checked over the whole frame (the trailer is ASCII): pieces of `input` borrow from it, and
+    // the JSON's `raw` needs no second check.
+    let checked = Checked::new(raw);
     let m = match rfc3164::parse_checked(checked, input, legacy) {
         Ok(m) => m,
         Err(e) => return raw_record(raw, received, e.to_string(), None),
@@ -178,6 +183,7 @@ fn from_rfc3164<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) 
         fields: m.fields,
         parse_error: None,
         raw,
+        raw_text: checked.whole(),
     }
 }
 
@@ -211,6 +217,34 @@ mod tests {
             .contains("repeated SD-ID"));
         assert_eq!(v["received_at"], "2026-01-01T00:00:00.000000Z");
         assert!(v.get("seq").is_none());
+    }
+
+    #[test]
+    fn raw_is_written_from_the_bytes_it_holds_even_when_replaced() {
+        let options = ParseOptions::default();
+        for input in [
+            &b"<34>1 2003-10-11T22:14:15.003Z host su - ID47 - caf\xC3\xA9\n"[..],
+            &b"<38>Nov 26 08:00:02 web-01 sshd[4321]: caf\xC3\xA9\r\n"[..],
+        ] {
+            let mut record = parse(input, &received(), &options);
+            assert_eq!(record.raw_text.map(str::as_bytes), Some(input));
+            let v: serde_json::Value = serde_json::from_slice(&record.to_json()).unwrap();
+            assert_eq!(v["raw"].as_str().map(str::as_bytes), Some(input));
+            // A caller that swaps `raw` gets the new bytes, checked again (here: not UTF-8).
+            record.raw = b"caf\xE9";
+            let v: serde_json::Value = serde_json::from_slice(&record.to_json()).unwrap();
+            assert_eq!(v["raw_b64"], "Y2Fm6Q==");
+            assert!(v.get("raw").is_none());
+            // The same bytes at another address are also checked again, not taken on trust.
+            let copy = input.to_vec();
+            record.raw = &copy;
+            let v: serde_json::Value = serde_json::from_slice(&record.to_json()).unwrap();
+            assert_eq!(v["raw"].as_str().map(str::as_bytes), Some(input));
+        }
+        // Invalid UTF-8 in the frame: no text is claimed, and `raw_b64` keeps the bytes.
+        let record = parse(b"<13>1 - h a - - - caf\xE9", &received(), &options);
+        assert_eq!(record.raw_text, None);
+        assert_eq!(record.message.as_deref(), Some("caf\u{FFFD}"));
     }
 
     #[test]

@@ -77,6 +77,11 @@ pub struct Record<'a> {
     pub parse_error: Option<String>,
     /// The original bytes as received (the frame, without MSG-LEN or trailer).
     pub raw: &'a [u8],
+    /// `raw` as text, when the parser already found it valid UTF-8: writing the record then
+    /// need not check it again (profiled: the second check was 2% of the relay's time). Used
+    /// only while it is exactly `raw` (same address and length), so a caller that replaces
+    /// `raw` without clearing it changes nothing.
+    pub raw_text: Option<&'a str>,
 }
 
 impl<'a> Record<'a> {
@@ -103,6 +108,7 @@ impl<'a> Record<'a> {
             fields: Vec::new(),
             parse_error: Some(error),
             raw,
+            raw_text: None,
         }
     }
 
@@ -186,7 +192,10 @@ impl<'a> Record<'a> {
         if let Some(e) = &self.parse_error {
             o.str("parse_error", e);
         }
-        match std::str::from_utf8(self.raw) {
+        let known = self
+            .raw_text
+            .filter(|t| t.as_ptr() == self.raw.as_ptr() && t.len() == self.raw.len());
+        match known.map_or_else(|| std::str::from_utf8(self.raw), Ok) {
             Ok(text) => o.str("raw", text),
             Err(_) => o.str(
                 "raw_b64",

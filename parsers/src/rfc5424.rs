@@ -10,6 +10,7 @@ use std::fmt;
 use nom::bytes::complete::take_while_m_n;
 use nom::IResult;
 
+use crate::payload::Checked;
 use crate::pri::{parse_pri, Pri};
 use crate::timestamp::{parse_rfc3339_strict, DateTime};
 
@@ -415,7 +416,32 @@ pub fn parse_rfc5424(
     input: &[u8],
     options: Rfc5424Options,
 ) -> Result<Rfc5424Message<'_>, Rfc5424Error> {
-    let cur = Cursor::new(input);
+    parse_from(Cursor::new(input), input, options)
+}
+
+/// [`parse_rfc5424`] on `input` that starts the bytes `checked` covers (the frame before its
+/// trailer was trimmed), reusing that UTF-8 check instead of making another.
+pub(crate) fn parse_rfc5424_checked<'a>(
+    input: &'a [u8],
+    checked: Checked<'a>,
+    options: Rfc5424Options,
+) -> Result<Rfc5424Message<'a>, Rfc5424Error> {
+    let text = checked
+        .whole()
+        .filter(|t| t.as_ptr() == input.as_ptr())
+        .and_then(|t| t.get(..input.len()));
+    let cur = match text {
+        Some(text) => Cursor { start: input, text },
+        None => Cursor::new(input),
+    };
+    parse_from(cur, input, options)
+}
+
+fn parse_from<'a>(
+    cur: Cursor<'a>,
+    input: &'a [u8],
+    options: Rfc5424Options,
+) -> Result<Rfc5424Message<'a>, Rfc5424Error> {
     let (rest, pri) = parse_pri(input).map_err(|_| cur.err(input, Rfc5424ErrorKind::Pri))?;
     let (rest, version) = version(&cur, rest)?;
     let (rest, timestamp) = timestamp(&cur, rest)?;

@@ -42,6 +42,11 @@ impl<'a> Checked<'a> {
         }
     }
 
+    /// All of the checked bytes as text, when they are UTF-8.
+    pub(crate) fn whole(&self) -> Option<&'a str> {
+        self.text
+    }
+
     /// The text of `piece`, which should lie within the checked bytes; anything else (or a
     /// piece of invalid input) goes through [`text`].
     pub(crate) fn text(&self, piece: &'a [u8]) -> Cow<'a, str> {
