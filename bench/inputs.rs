@@ -1,0 +1,26 @@
+//! The messages both parser benchmarks use (`parse.rs`, `parse_loop.rs`).
+
+/// (name, message): RFC 5424 with and without structured data, and legacy messages from the
+/// devices that send most audit logs.
+pub const INPUTS: [(&str, &str); 5] = [
+    (
+        "rfc5424_sd",
+        r#"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog 4242 ID47 [exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"][examplePriority@32473 class="high"] An application event log entry with some words in it"#,
+    ),
+    (
+        "rfc5424_plain",
+        "<34>1 2026-11-26T08:00:01.123456+01:00 web-01.example.net sshd 4321 - - Accepted publickey for deploy from 198.51.100.7 port 52144 ssh2",
+    ),
+    (
+        "rfc3164_linux",
+        "<38>Nov 26 08:00:02 web-01 sshd[4321]: Accepted publickey for deploy from 198.51.100.7 port 52144 ssh2",
+    ),
+    (
+        "rfc3164_cisco_ios",
+        "<189>1234: *Nov 26 08:00:04.123: %SYS-5-CONFIG_I: Configured from console by admin on vty0 (192.0.2.50)",
+    ),
+    (
+        "rfc3164_fortigate",
+        r#"<189>date=2026-11-26 time=08:00:09 devname="FGT-HQ" devid="FG100E4Q17000001" tz="+0100" logid="0000000013" type="traffic" subtype="forward" level="notice" srcip=10.0.0.1 dstip=203.0.113.20 action="accept""#,
+    ),
+];
