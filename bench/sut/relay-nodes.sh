@@ -30,6 +30,8 @@ for ((n = 1; n <= NODES; n++)); do
         ((m == n)) || printf '[[cluster.peer]]\nid = %s\naddress = "%s:%s"\n' "$m" "$addr" $((peer_base + m))
       done
     fi
+    # RELAY_EXTRA_TOML: more configuration for every node (e.g. '[batch]\nmax_in_flight = 2').
+    [[ -z ${RELAY_EXTRA_TOML:-} ]] || printf '%b\n' "$RELAY_EXTRA_TOML"
   } > "$conf"
   "$RELAY_BIN" run --config "$conf" --data-dir "$SUT_WORKDIR/node$n" --http "$addr:$http" \
     2> "$SUT_WORKDIR/node$n.log" &
