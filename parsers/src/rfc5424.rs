@@ -419,18 +419,14 @@ pub fn parse_rfc5424(
     parse_from(Cursor::new(input), input, options)
 }
 
-/// [`parse_rfc5424`] on `input` that starts the bytes `checked` covers (the frame before its
-/// trailer was trimmed), reusing that UTF-8 check instead of making another.
+/// [`parse_rfc5424`] on `input` that lies within the bytes `checked` covers (the frame before
+/// its trailer was trimmed), reusing that UTF-8 check instead of making another.
 pub(crate) fn parse_rfc5424_checked<'a>(
     input: &'a [u8],
     checked: Checked<'a>,
     options: Rfc5424Options,
 ) -> Result<Rfc5424Message<'a>, Rfc5424Error> {
-    let text = checked
-        .whole()
-        .filter(|t| t.as_ptr() == input.as_ptr())
-        .and_then(|t| t.get(..input.len()));
-    let cur = match text {
+    let cur = match checked.str_of(input) {
         Some(text) => Cursor { start: input, text },
         None => Cursor::new(input),
     };

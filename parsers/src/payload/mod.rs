@@ -47,20 +47,24 @@ impl<'a> Checked<'a> {
         self.text
     }
 
+    /// `piece` as text borrowed from the checked bytes, when it lies within them and they are
+    /// UTF-8 (and it does not cut a character).
+    pub(crate) fn str_of(&self, piece: &'a [u8]) -> Option<&'a str> {
+        let whole = self.text?;
+        let offset = (piece.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
+        offset
+            .checked_add(piece.len())
+            .filter(|end| *end <= whole.len())
+            .and_then(|end| whole.get(offset..end))
+    }
+
     /// The text of `piece`, which should lie within the checked bytes; anything else (or a
     /// piece of invalid input) goes through [`text`].
     pub(crate) fn text(&self, piece: &'a [u8]) -> Cow<'a, str> {
-        if let Some(whole) = self.text {
-            let offset = (piece.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
-            if let Some(s) = offset
-                .checked_add(piece.len())
-                .filter(|end| *end <= whole.len())
-                .and_then(|end| whole.get(offset..end))
-            {
-                return Cow::Borrowed(s);
-            }
+        match self.str_of(piece) {
+            Some(s) => Cow::Borrowed(s),
+            None => text(piece),
         }
-        text(piece)
     }
 }
 
