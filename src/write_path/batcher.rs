@@ -104,7 +104,6 @@ pub async fn run_batcher(
 ) {
     let mut pending: Vec<PreparedRecord> = Vec::new();
     let mut pending_bytes = 0usize;
-    let mut received: Vec<PreparedRecord> = Vec::with_capacity(RECEIVE_AT_ONCE);
     // Set to the pending batch's deadline when its first record arrives: one timer, moved,
     // rather than a new one on every turn of the loop.
     let timer = tokio::time::sleep(Duration::ZERO);
@@ -128,16 +127,17 @@ pub async fn run_batcher(
         }
         let wanted = RECEIVE_AT_ONCE.min(limits.max_records.saturating_sub(pending.len()));
         tokio::select! {
-            n = rx.recv_many(&mut received, wanted), if !closed && !full => {
+            // Appends to `pending` itself; only the new records are counted.
+            n = rx.recv_many(&mut pending, wanted), if !closed && !full => {
                 if n == 0 {
                     closed = true;
-                } else if pending.is_empty() {
+                } else if pending.len() == n {
                     timer.as_mut().reset(tokio::time::Instant::now() + limits.max_delay);
                 }
-                for record in received.drain(..) {
-                    pending_bytes += record.record.json.len();
-                    pending.push(record);
-                }
+                pending_bytes += pending[pending.len() - n..]
+                    .iter()
+                    .map(|r| r.record.json.len())
+                    .sum::<usize>();
             },
             done = async { in_flight.front_mut().expect("guarded").await }, if !in_flight.is_empty() => {
                 in_flight.pop_front();
