@@ -1,4 +1,12 @@
-//! The messages both parser benchmarks use (`parse.rs`, `parse_loop.rs`).
+//! The messages both parser benchmarks use (`parse.rs`, `parse_loop.rs`), and when they were
+//! received.
+
+use auditrelay_parsers::timestamp::DateTime;
+
+/// The receive time every benchmark parse is given (legacy timestamps take their year from it).
+pub fn received() -> DateTime {
+    DateTime::from_unix_micros(1_795_000_000_000_000)
+}
 
 /// (name, message): RFC 5424 with and without structured data, and legacy messages from the
 /// devices that send most audit logs.

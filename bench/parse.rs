@@ -3,17 +3,12 @@
 
 use std::hint::black_box;
 
-use auditrelay_parsers::timestamp::DateTime;
 use auditrelay_parsers::{parse, ParseOptions};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use syslog_loose::{parse_message, Message, Variant};
 
 mod inputs;
-use inputs::INPUTS;
-
-fn received() -> DateTime {
-    DateTime::from_unix_micros(1_795_000_000_000_000)
-}
+use inputs::{received, INPUTS};
 
 /// syslog_loose's result as a relay would have to emit it: one JSON object.
 fn loose_to_json(m: &Message<&str>, out: &mut Vec<u8>) {

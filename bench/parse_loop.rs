@@ -7,11 +7,10 @@
 
 use std::hint::black_box;
 
-use auditrelay_parsers::timestamp::DateTime;
 use auditrelay_parsers::{parse, ParseOptions};
 
 mod inputs;
-use inputs::INPUTS;
+use inputs::{received, INPUTS};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -29,7 +28,7 @@ fn main() {
         std::process::exit(2);
     };
     let json = mode == "json";
-    let at = DateTime::from_unix_micros(1_795_000_000_000_000);
+    let at = received();
     let options = ParseOptions::default();
     let mut out = Vec::with_capacity(4096);
     for _ in 0..n {
