@@ -54,6 +54,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let (healthy_tx, healthy) = watch::channel(true);
     let limits = BatchLimits {
         max_delay: Duration::from_millis(config.batch_max_delay_ms),
+        max_idle: Duration::from_millis(config.batch_max_idle_ms),
         max_bytes: config.batch_max_bytes,
         max_records: config.batch_max_records,
         max_in_flight: config.batch_max_in_flight,
