@@ -34,6 +34,16 @@ fn is(c: u8, class: u8) -> bool {
     CLASS[usize::from(c)] & class != 0
 }
 
+/// Where the run of `class` bytes from `at` ends. An iterator, not an indexed loop: the
+/// indexed loop checked the bounds twice per byte and was a sixth of a FortiGate parse
+/// (callgrind).
+fn skip_while(input: &[u8], at: usize, class: u8) -> usize {
+    input[at..]
+        .iter()
+        .position(|&c| !is(c, class))
+        .map_or(input.len(), |n| at + n)
+}
+
 /// Reads `key=value` pairs separated by spaces (or commas after a quoted value); values are bare
 /// words or `"…"`/`'…'` with backslash escapes. Text that is not a pair is skipped, so a sentence
 /// with a few pairs in it yields just those pairs.
@@ -48,13 +58,9 @@ pub(crate) fn key_values_in<'a>(checked: Checked<'a>, input: &'a [u8]) -> Fields
     let mut fields: Fields<'a> = Vec::with_capacity(memchr::memchr_iter(b'=', input).count());
     let mut i = 0;
     while i < input.len() {
-        while i < input.len() && is(input[i], SEPARATOR) {
-            i += 1;
-        }
+        i = skip_while(input, i, SEPARATOR);
         let key_start = i;
-        while i < input.len() && is(input[i], KEY) {
-            i += 1;
-        }
+        i = skip_while(input, i, KEY);
         if i == key_start || input.get(i) != Some(&b'=') {
             // Not a pair: skip the word.
             while i < input.len() && !is(input[i], SPACE) {
