@@ -12,63 +12,68 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Copied in runs between the bytes that need an escape, each found a word at a time.
+    let mut start = 0;
+    while let Some(at) = next_escape(bytes, start) {
+        out.extend_from_slice(&bytes[start..at]);
+        let c = bytes[at];
+        write_escape(out, c, ESCAPES[usize::from(c)]);
+        start = at + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// The first byte at or after `from` that needs an escape. Clean text goes 32 bytes per step,
+/// then 8; a word that holds an escape gives its position at once, with no byte loop (text
+/// with many quotes, such as FortiGate's, was dominated by one).
+fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
     let word = |at: usize| {
         let mut w = [0u8; 8];
         w.copy_from_slice(&bytes[at..at + 8]);
         u64::from_le_bytes(w)
     };
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Clean text goes 32 bytes per step, then 8; only a word that needs an escape is
-        // looked at byte by byte.
-        while i + 32 <= bytes.len()
-            && escapes(word(i))
-                | escapes(word(i + 8))
-                | escapes(word(i + 16))
-                | escapes(word(i + 24))
-                == 0
-        {
-            i += 32;
-        }
-        while i + 8 <= bytes.len() && escapes(word(i)) == 0 {
-            i += 8;
-        }
-        // Fewer than 8 bytes left after clean text: the last word overlaps bytes already found
-        // clean, so it needs an escape only if the tail does (one test, not a byte loop).
-        if i < bytes.len() && i + 8 > bytes.len() && bytes.len() >= 8 {
-            if escapes(word(bytes.len() - 8)) == 0 {
-                break;
-            }
-        } else if bytes.len() < 8 {
-            // A short string is tested as one word, padded with spaces (which need no escape).
-            let mut w = [b' '; 8];
-            w[..bytes.len()].copy_from_slice(bytes);
-            if escapes(u64::from_le_bytes(w)) == 0 {
-                break;
-            }
-        }
-        let end = (i + 8).min(bytes.len());
-        while i < end {
-            let c = bytes[i];
-            if let Some(escape) = escape_of(c) {
-                out.extend_from_slice(&bytes[start..i]);
-                write_escape(out, c, escape);
-                start = i + 1;
-            }
-            i += 1;
-        }
+    let found = |at: usize, mask: u64| Some(at + (mask.trailing_zeros() / 8) as usize);
+    let mut i = from;
+    while i + 32 <= bytes.len()
+        && escapes(word(i)) | escapes(word(i + 8)) | escapes(word(i + 16)) | escapes(word(i + 24))
+            == 0
+    {
+        i += 32;
     }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
+    while i + 8 <= bytes.len() {
+        let mask = escapes(word(i));
+        if mask != 0 {
+            return found(i, mask);
+        }
+        i += 8;
+    }
+    if i == bytes.len() {
+        return None;
+    }
+    if bytes.len() >= from + 8 {
+        // The last word overlaps bytes this call found clean, so its first flagged byte is the
+        // first that needs an escape (see `escapes`), at or after `i`.
+        let last = bytes.len() - 8;
+        let mask = escapes(word(last));
+        return (mask != 0).then(|| last + (mask.trailing_zeros() / 8) as usize);
+    }
+    // Otherwise the remainder (under 8 bytes) is tested as one word, padded with spaces (which
+    // need no escape). Not the last 8 bytes of `bytes`: they may hold the escape just written,
+    // whose borrow can flag the byte after it.
+    let mut w = [b' '; 8];
+    w[..bytes.len() - i].copy_from_slice(&bytes[i..]);
+    let mask = escapes(u64::from_le_bytes(w));
+    (mask != 0).then(|| i + (mask.trailing_zeros() / 8) as usize)
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// Non-zero when any byte of `word` is a control character, `"` or `\`. Each test is the
-/// classic "has a byte less than n" bit trick: exact as a yes/no for the whole word, which is
-/// all it is used for (a word that says yes is then checked byte by byte).
+/// classic "has a byte less than n" bit trick: exact as a yes/no for the whole word, and its
+/// lowest flagged byte is always a true one (a borrow only carries upwards, from a byte that
+/// matched into the bytes above it), so the lowest set bit is the first byte to escape.
 fn escapes(word: u64) -> u64 {
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
@@ -87,7 +92,7 @@ fn escape_of(c: u8) -> Option<u8> {
     }
 }
 
-/// [`escape_of`] as a table: one load per byte in the byte-by-byte part of the scan.
+/// [`escape_of`] as a table: one load for each byte that needs an escape.
 const ESCAPES: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut c = 0;
@@ -226,6 +231,26 @@ mod tests {
                     let mut s = "abcdefghijklmnop"[..len].to_string();
                     s.insert(at, c as char);
                     cases.push(s);
+                }
+            }
+        }
+        // Two escapes at every pair of offsets: the scan resumes after each escape, and a
+        // borrow from the first must not be taken for a second (nor hide one).
+        for (a, b) in [
+            (b'"', b'"'),
+            (b'\\', b'a'),
+            (b'\n', b'"'),
+            (0u8, 0x1f),
+            (b'"', 0x7f),
+        ] {
+            for len in 0..=20 {
+                for i in 0..=len {
+                    for j in i..=len {
+                        let mut s = "abcdefghijklmnopqrst"[..len].to_string();
+                        s.insert(j, b as char);
+                        s.insert(i, a as char);
+                        cases.push(s);
+                    }
                 }
             }
         }
