@@ -11,6 +11,14 @@
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
+    write_str_content(out, s);
+    out.push(b'"');
+}
+
+/// Appends `s` escaped as inside a JSON string, without the quotes. Escaping is byte by byte
+/// (no byte's escape depends on its neighbours), so pieces written apart join up into exactly
+/// the escape of the whole.
+pub fn write_str_content(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     // Copied in runs between the bytes that need an escape, each found a word at a time.
     let mut start = 0;
@@ -21,7 +29,6 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         start = at + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// The first byte at or after `from` that needs an escape. Clean text goes 32 bytes per step,

@@ -247,6 +247,28 @@ mod tests {
         assert_eq!(record.message.as_deref(), Some("caf\u{FFFD}"));
     }
 
+    /// `raw` reuses the message's escaped text when the message needed escapes: the result
+    /// is still exactly the input, wherever the message sits in it.
+    #[test]
+    fn raw_with_an_escaped_message_inside_is_the_input() {
+        let options = ParseOptions::default();
+        for input in [
+            &br#"<189>date=2026-11-26 time=08:00:09 devname="FGT \"HQ\"" msg="a\b""#[..],
+            b"<34>1 2003-10-11T22:14:15.003Z host su - ID47 - say \"hi\"\tand\\ leave\n",
+            b"<38>Nov 26 08:00:02 web-01 sshd[4321]: \"quoted\" \x01 control",
+            b"<13>\"",
+        ] {
+            let record = parse(input, &received(), &options);
+            let v: serde_json::Value = serde_json::from_slice(&record.to_json()).unwrap();
+            assert_eq!(v["raw"].as_str().map(str::as_bytes), Some(input));
+            assert_eq!(
+                v["message"].as_str(),
+                record.message.as_deref(),
+                "{input:?}"
+            );
+        }
+    }
+
     #[test]
     fn strict_mode_keeps_invalid_messages_raw() {
         let v = json(
