@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot};
 
 use super::stream::read_more;
-use super::{Ingest, Peer};
+use super::{Ingest, Peer, Received};
 
 /// Unanswered commands per connection; librelp's default window is 128.
 const WINDOW: usize = 1024;
@@ -183,6 +183,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let mut buf = Vec::new();
     let mut start = 0;
     let mut opened = false;
+    let mut received = Received::now();
     'session: loop {
         loop {
             let (frame, consumed) = match parse_frame(&buf[start..]) {
@@ -211,7 +212,8 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                         (frame.data, None)
                     };
                     let (ack, committed) = oneshot::channel();
-                    let record = ingest.prepare(data, defect.as_deref(), &peer, Some(ack));
+                    let record =
+                        ingest.prepare(data, defect.as_deref(), &peer, &received, Some(ack));
                     if ingest.pipeline.send(record).await.is_err() {
                         break 'session;
                     }
@@ -237,6 +239,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         {
             break;
         }
+        received = Received::now();
     }
     drop(replies);
     writer.await.map_err(io::Error::other)?

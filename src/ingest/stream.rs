@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::tls::TlsReloader;
-use super::{relp, ConnectionGuard, Ingest, Peer};
+use super::{relp, ConnectionGuard, Ingest, Peer, Received};
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -164,10 +164,17 @@ async fn read_frames<R: AsyncRead + Unpin>(
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut start = 0;
     let mut eof = false;
+    let mut received = Received::now();
     loop {
         match decoder.decode(&buf[start..], eof) {
             Step::Frame { consumed, frame } => {
-                let record = ingest.prepare(frame.bytes, frame.defect().as_deref(), peer, None);
+                let record = ingest.prepare(
+                    frame.bytes,
+                    frame.defect().as_deref(),
+                    peer,
+                    &received,
+                    None,
+                );
                 start += consumed;
                 // Waiting here is the backpressure: no reads while the pipeline is full.
                 if ingest.pipeline.send(record).await.is_err() {
@@ -184,6 +191,7 @@ async fn read_frames<R: AsyncRead + Unpin>(
                 eof = !read_more(&mut reader, &mut buf, ingest)
                     .await
                     .unwrap_or(false);
+                received = Received::now();
             }
         }
     }

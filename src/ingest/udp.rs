@@ -9,7 +9,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::{Ingest, Peer};
+use super::{Ingest, Peer, Received};
 use crate::metrics::DropReason;
 
 /// The largest UDP payload (65,535 minus IP and UDP headers).
@@ -79,7 +79,7 @@ async fn serve(ingest: Arc<Ingest>, socket: UdpSocket) {
         } else {
             (&buf[..len], None)
         };
-        let record = ingest.prepare(bytes, defect.as_deref(), &peer, None);
+        let record = ingest.prepare(bytes, defect.as_deref(), &peer, &Received::now(), None);
         match ingest.pipeline.try_send(record) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => ingest
