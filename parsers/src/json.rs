@@ -40,7 +40,6 @@ fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
         w.copy_from_slice(&bytes[at..at + 8]);
         u64::from_le_bytes(w)
     };
-    let found = |at: usize, mask: u64| Some(at + (mask.trailing_zeros() / 8) as usize);
     let mut i = from;
     while i + 32 <= bytes.len()
         && escapes(word(i)) | escapes(word(i + 8)) | escapes(word(i + 16)) | escapes(word(i + 24))
@@ -49,9 +48,8 @@ fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
         i += 32;
     }
     while i + 8 <= bytes.len() {
-        let mask = escapes(word(i));
-        if mask != 0 {
-            return found(i, mask);
+        if let Some(at) = first_flagged(i, escapes(word(i))) {
+            return Some(at);
         }
         i += 8;
     }
@@ -62,16 +60,19 @@ fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
         // The last word overlaps bytes this call found clean, so its first flagged byte is the
         // first that needs an escape (see `escapes`), at or after `i`.
         let last = bytes.len() - 8;
-        let mask = escapes(word(last));
-        return (mask != 0).then(|| last + (mask.trailing_zeros() / 8) as usize);
+        return first_flagged(last, escapes(word(last)));
     }
     // Otherwise the remainder (under 8 bytes) is tested as one word, padded with spaces (which
     // need no escape). Not the last 8 bytes of `bytes`: they may hold the escape just written,
     // whose borrow can flag the byte after it.
     let mut w = [b' '; 8];
     w[..bytes.len() - i].copy_from_slice(&bytes[i..]);
-    let mask = escapes(u64::from_le_bytes(w));
-    (mask != 0).then(|| i + (mask.trailing_zeros() / 8) as usize)
+    first_flagged(i, escapes(u64::from_le_bytes(w)))
+}
+
+/// The position of the first byte [`escapes`] flagged in the word read at `at`, if any.
+fn first_flagged(at: usize, mask: u64) -> Option<usize> {
+    (mask != 0).then(|| at + (mask.trailing_zeros() / 8) as usize)
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use base64::Engine;
 
 use crate::json::{write_array, write_str, write_str_content, Object};
-use crate::payload::Fields;
+use crate::payload::{offset_within, Fields};
 use crate::pri::Pri;
 use crate::rfc5424::SdElement;
 use crate::timestamp::DateTime;
@@ -210,7 +210,8 @@ impl<'a> Record<'a> {
                 let inside = message_written
                     .filter(|(escaped, m)| escaped.len() > m.len())
                     .and_then(|(escaped, m)| {
-                        offset_within(text, m).map(|at| (escaped, at, m.len()))
+                        offset_within(text.as_bytes(), m.as_bytes())
+                            .map(|at| (escaped, at, m.len()))
                     });
                 match inside {
                     Some((escaped, at, len)) => {
@@ -262,12 +263,6 @@ fn write_source(out: &mut Vec<u8>, source: &Source<'_>) {
 }
 
 /// `[{"id":…,"params":[[name,value],…]},…]`: params stay a list, in order, repeats kept.
-/// Where `inner` starts within `outer`, when it is a piece of it (the same memory).
-fn offset_within(outer: &str, inner: &str) -> Option<usize> {
-    let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
-    (start + inner.len() <= outer.len()).then_some(start)
-}
-
 fn write_structured_data(out: &mut Vec<u8>, elements: &[SdElement<'_>]) {
     write_array(out, elements, |out, element| {
         let mut o = Object::begin(out);

@@ -51,11 +51,8 @@ impl<'a> Checked<'a> {
     /// UTF-8 (and it does not cut a character).
     pub(crate) fn str_of(&self, piece: &'a [u8]) -> Option<&'a str> {
         let whole = self.text?;
-        let offset = (piece.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
-        offset
-            .checked_add(piece.len())
-            .filter(|end| *end <= whole.len())
-            .and_then(|end| whole.get(offset..end))
+        let offset = offset_within(self.bytes, piece)?;
+        whole.get(offset..offset + piece.len())
     }
 
     /// The text of `piece`, which should lie within the checked bytes; anything else (or a
@@ -66,6 +63,17 @@ impl<'a> Checked<'a> {
             None => text(piece),
         }
     }
+}
+
+/// Where `piece` starts within `outer`, when it is a piece of it (the same memory, not equal
+/// bytes elsewhere).
+pub(crate) fn offset_within(outer: &[u8], piece: &[u8]) -> Option<usize> {
+    // Wrapping: a piece before `outer` gives an offset no length can follow.
+    let offset = (piece.as_ptr() as usize).wrapping_sub(outer.as_ptr() as usize);
+    offset
+        .checked_add(piece.len())
+        .filter(|end| *end <= outer.len())
+        .map(|_| offset)
 }
 
 /// Splits `input` at unescaped `sep` bytes (an escape is a backslash before any byte).
