@@ -104,6 +104,16 @@ fn finish(waiting: Waiting, bytes: usize, first: u64, seconds: f64) {
 /// batch from overshooting its byte limit by more than this many messages.
 const RECEIVE_AT_ONCE: usize = 64;
 
+/// When the pending batch closes: at `latest` (its first record plus the delay bound), or
+/// sooner once no record has arrived for the idle bound.
+fn close_at(
+    latest: tokio::time::Instant,
+    last_arrival: tokio::time::Instant,
+    limits: &BatchLimits,
+) -> tokio::time::Instant {
+    latest.min(last_arrival + limits.max_idle)
+}
+
 /// Runs until every sender is gone and everything received is committed.
 /// `healthy` is false while commits fail.
 pub async fn run_batcher(
@@ -125,9 +135,8 @@ pub async fn run_batcher(
     let mut closed = false;
     loop {
         let full = pending.len() >= limits.max_records || pending_bytes >= limits.max_bytes;
-        let close_at = latest.min(last_arrival + limits.max_idle);
-        let due =
-            full || closed || (!pending.is_empty() && tokio::time::Instant::now() >= close_at);
+        let closes = close_at(latest, last_arrival, &limits);
+        let due = full || closed || (!pending.is_empty() && tokio::time::Instant::now() >= closes);
         let room = in_flight.len() < limits.max_in_flight.max(1);
         if room && !pending.is_empty() && due {
             let batch = std::mem::take(&mut pending);
@@ -148,7 +157,7 @@ pub async fn run_batcher(
                     last_arrival = tokio::time::Instant::now();
                     if pending.len() == n {
                         latest = last_arrival + limits.max_delay;
-                        timer.as_mut().reset(latest.min(last_arrival + limits.max_idle));
+                        timer.as_mut().reset(close_at(latest, last_arrival, &limits));
                     }
                 }
                 pending_bytes += pending[pending.len() - n..]
@@ -165,7 +174,7 @@ pub async fn run_batcher(
             },
             // Fired early (records kept arriving): wait on for the next possible close.
             () = &mut timer, if !pending.is_empty() && room && !due => {
-                timer.as_mut().reset(latest.min(last_arrival + limits.max_idle));
+                timer.as_mut().reset(close_at(latest, last_arrival, &limits));
             }
         }
     }
