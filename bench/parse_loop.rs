@@ -3,7 +3,10 @@
 //! third between runs on a shared machine; an instruction count does not, so a change to the
 //! parser can be judged by it before the timed benchmark confirms it.
 //!
-//!   parse_loop NAME parse|json N
+//!   parse_loop NAME parse|json|loose N
+//!
+//! `loose` parses with `syslog_loose` (the benchmark's comparison), so the two parsers'
+//! counts can be set side by side.
 
 use std::hint::black_box;
 
@@ -14,7 +17,7 @@ use inputs::{received, INPUTS};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: parse_loop NAME parse|json N";
+    let usage = "usage: parse_loop NAME parse|json|loose N";
     let (Some(name), Some(mode), Some(n)) = (args.get(1), args.get(2), args.get(3)) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -27,6 +30,16 @@ fn main() {
         eprintln!("{usage}");
         std::process::exit(2);
     };
+    if mode == "loose" {
+        for _ in 0..n {
+            let text = std::str::from_utf8(black_box(input.as_bytes())).unwrap();
+            black_box(syslog_loose::parse_message(
+                text,
+                syslog_loose::Variant::Either,
+            ));
+        }
+        return;
+    }
     let json = mode == "json";
     let at = received();
     let options = ParseOptions::default();

@@ -57,13 +57,16 @@ pub(super) fn prefix(input: &[u8]) -> Option<CiscoPrefix<'_>> {
 /// Splits `%FAC-SEV-MNEMONIC` (the `%` already part of the tag) into its three parts.
 pub(super) fn mnemonic(tag: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     let body = tag.strip_prefix(b"%")?;
-    let mut parts = body.splitn(3, |&c| c == b'-');
-    let facility = parts.next()?;
-    let severity = parts.next()?;
-    let name = parts.next()?;
-    let ok = !facility.is_empty()
-        && severity.len() == 1
-        && severity[0].is_ascii_digit()
-        && !name.is_empty();
-    ok.then_some((facility, severity, name))
+    let dash = body.iter().position(|&c| c == b'-')?;
+    let (facility, after) = (&body[..dash], &body[dash + 1..]);
+    // The severity is one digit and a dash: `-5-`.
+    let [severity @ b'0'..=b'9', b'-', ..] = after else {
+        return None;
+    };
+    let name = &after[2..];
+    (!facility.is_empty() && !name.is_empty()).then_some((
+        facility,
+        std::slice::from_ref(severity),
+        name,
+    ))
 }

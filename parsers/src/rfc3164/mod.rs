@@ -146,6 +146,19 @@ fn hostname(token: &[u8]) -> bool {
     token.iter().all(|&c| is_hostname_char(c)) && vendors::mikrotik_topics(token).is_none()
 }
 
+/// Bytes a TAG is made of, as a table: one lookup per byte instead of a chain of comparisons
+/// (the chain was a twentieth of a Cisco message's parse).
+const TAG_CHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-');
+        c += 1;
+    }
+    table
+};
+
 /// A TAG and what follows it.
 struct Tag<'a> {
     name: &'a [u8],
@@ -165,13 +178,10 @@ fn tag(input: &[u8]) -> Option<Tag<'_>> {
         Some(_) => return None,
         None => (head, None),
     };
-    let name_ok = !name.is_empty()
-        && name.len() <= MAX_TAG
-        && name.iter().enumerate().all(|(i, &c)| {
-            c.is_ascii_alphanumeric()
-                || matches!(c, b'_' | b'.' | b'/' | b'-')
-                || (i == 0 && c == b'%')
-        });
+    // `%` only opens a Cisco mnemonic.
+    let body = name.strip_prefix(b"%").unwrap_or(name);
+    let name_ok =
+        !name.is_empty() && name.len() <= MAX_TAG && body.iter().all(|&c| TAG_CHAR[usize::from(c)]);
     if !name_ok || pid.is_some_and(|p| p.is_empty() || p.contains(&b' ')) {
         return None;
     }
@@ -225,6 +235,7 @@ pub(crate) fn parse_checked<'a>(
     let mut rest = body;
     let mut cisco_seq = None;
     let mut year_first = false;
+    let mut device_timestamp = None;
 
     if let Some(p) = cisco::prefix(rest) {
         cisco_seq = Some(p.seq);
@@ -252,16 +263,22 @@ pub(crate) fn parse_checked<'a>(
         // IOS-XE behind a standard header: `host 123: *Mar  1 …: %SYS-…`.
         if let Some(p) = cisco::prefix(rest) {
             cisco_seq = Some(p.seq);
-            if let Some((ts, _)) = p.timestamp {
-                m.fields
-                    .push(("device_timestamp".into(), checked.text(ts.raw)));
-            }
+            device_timestamp = p.timestamp.map(|(ts, _)| ts.raw);
             rest = p.rest;
         }
     } else if pri.is_none() && vendors::mikrotik_topics(token(rest).0).is_none() {
         return Err(Rfc3164Error::NoPriNoHeader);
     }
 
+    if mark.is_some() || cisco_seq.is_some() {
+        // Cisco messages carry up to six fields: one allocation for all of them, made up front
+        // (a reserve on the empty Vec took the growth path, more instructions than malloc).
+        m.fields = Vec::with_capacity(6);
+    }
+    if let Some(raw) = device_timestamp {
+        m.fields
+            .push(("device_timestamp".into(), checked.text(raw)));
+    }
     if let Some(topics) = vendors::mikrotik_topics(token(rest).0) {
         m.app_name = Some(topics);
         m.dialect = Some(Dialect::Mikrotik);
@@ -274,10 +291,6 @@ pub(crate) fn parse_checked<'a>(
     }
     m.msg = rest;
 
-    if mark.is_some() || cisco_seq.is_some() {
-        // Cisco messages carry up to five fields; one allocation for all of them.
-        m.fields.reserve(5);
-    }
     if let Some(mark) = mark {
         let v = match mark {
             ClockMark::Unsynchronized => "unsynchronized",

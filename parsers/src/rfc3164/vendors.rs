@@ -16,7 +16,10 @@ pub(super) fn fortigate<'a>(
     body: &'a [u8],
 ) -> Option<Rfc3164Message<'a>> {
     let starts = [&b"date="[..], b"logver=", b"devname=", b"eventtime="];
-    if !starts.iter().any(|s| body.starts_with(s)) {
+    // Every start is lower case: one byte turns away the other dialects.
+    if !body.first().is_some_and(u8::is_ascii_lowercase)
+        || !starts.iter().any(|s| body.starts_with(s))
+    {
         return None;
     }
     let fields = key_values_in(checked, body);
@@ -101,7 +104,8 @@ fn date_time_span(body: &[u8]) -> &[u8] {
 /// A topic list has at least two lower-case parts, one of them a severity topic.
 pub(super) fn mikrotik_topics(token: &[u8]) -> Option<&[u8]> {
     const SEVERITIES: [&[u8]; 5] = [b"info", b"warning", b"error", b"critical", b"debug"];
-    if !token.contains(&b',') {
+    // Topics are lower case: this first test turns away TAGs and mnemonics before any scan.
+    if !token.first().is_some_and(u8::is_ascii_lowercase) || !token.contains(&b',') {
         return None;
     }
     let mut parts = token.split(|&c| c == b',');
