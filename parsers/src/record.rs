@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use base64::Engine;
 
-use crate::json::{write_array, write_str, write_str_content, Object};
+use crate::json::{key, write_array, write_str, write_str_content, Object};
 use crate::payload::{offset_within, Fields};
 use crate::pri::Pri;
 use crate::rfc5424::SdElement;
@@ -134,75 +134,75 @@ impl<'a> Record<'a> {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let mut o = Object::begin(out);
         if let Some(seq) = self.seq {
-            o.u64("seq", seq);
+            o.u64(key!("seq"), seq);
         }
         if let Some(at) = &self.received_at {
-            write_time(o.key("received_at"), at);
+            write_time(o.key(key!("received_at")), at);
         }
         if let Some(source) = &self.source {
-            write_source(o.key("source"), source);
+            write_source(o.key(key!("source")), source);
         }
-        o.str("format", self.format.name());
+        o.str(key!("format"), self.format.name());
         if let Some(dialect) = self.dialect {
-            o.str("dialect", dialect);
+            o.str(key!("dialect"), dialect);
         }
         if let Some(pri) = self.pri {
-            o.u64("pri", u64::from(pri.value()));
-            o.u64("facility", u64::from(pri.facility()));
-            o.u64("severity", u64::from(pri.severity()));
-            o.str("facility_name", pri.facility_name());
-            o.str("severity_name", pri.severity_name());
+            o.u64(key!("pri"), u64::from(pri.value()));
+            o.u64(key!("facility"), u64::from(pri.facility()));
+            o.u64(key!("severity"), u64::from(pri.severity()));
+            o.str(key!("facility_name"), pri.facility_name());
+            o.str(key!("severity_name"), pri.severity_name());
             if self.pri_inferred {
-                o.bool("pri_inferred", true);
+                o.bool(key!("pri_inferred"), true);
             }
         }
         if let Some(version) = self.version {
-            o.u64("version", u64::from(version));
+            o.u64(key!("version"), u64::from(version));
         }
         match &self.timestamp {
-            Some(EventTime::Verbatim(text)) => o.str("timestamp", text),
-            Some(EventTime::Resolved(dt)) => write_time(o.key("timestamp"), dt),
+            Some(EventTime::Verbatim(text)) => o.str(key!("timestamp"), text),
+            Some(EventTime::Resolved(dt)) => write_time(o.key(key!("timestamp")), dt),
             None => {}
         }
         if self.timestamp_inferred {
-            o.bool("timestamp_inferred", true);
+            o.bool(key!("timestamp_inferred"), true);
         }
         if let Some(raw) = &self.timestamp_raw {
-            o.str("timestamp_raw", raw);
+            o.str(key!("timestamp_raw"), raw);
         }
         for (key, value) in [
-            ("hostname", &self.hostname),
-            ("app_name", &self.app_name),
-            ("proc_id", &self.proc_id),
-            ("msg_id", &self.msg_id),
+            (key!("hostname"), &self.hostname),
+            (key!("app_name"), &self.app_name),
+            (key!("proc_id"), &self.proc_id),
+            (key!("msg_id"), &self.msg_id),
         ] {
             if let Some(v) = value {
                 o.str(key, v);
             }
         }
         if !self.structured_data.is_empty() {
-            write_structured_data(o.key("structured_data"), &self.structured_data);
+            write_structured_data(o.key(key!("structured_data")), &self.structured_data);
         }
         // Where the message's escaped text went, for `raw` to copy (see below).
         let mut message_written = None;
         if let Some(message) = &self.message {
-            let out = o.key("message");
+            let out = o.key(key!("message"));
             let start = out.len() + 1;
             write_str(out, message);
             message_written = Some((start..out.len() - 1, message.as_ref()));
         }
         if !self.fields.is_empty() {
-            write_fields(o.key("fields"), &self.fields);
+            write_fields(o.key(key!("fields")), &self.fields);
         }
         if let Some(e) = &self.parse_error {
-            o.str("parse_error", e);
+            o.str(key!("parse_error"), e);
         }
         let known = self
             .raw_text
             .filter(|t| t.as_ptr() == self.raw.as_ptr() && t.len() == self.raw.len());
         match known.map_or_else(|| std::str::from_utf8(self.raw), Ok) {
             Ok(text) => {
-                let out = o.key("raw");
+                let out = o.key(key!("raw"));
                 // The message is nearly always a piece of `raw`. When it needed escapes (the
                 // quotes of FortiGate's pairs, say), its escaped text is copied from where it
                 // was just written rather than escaped a second time; clean text is scanned
@@ -225,7 +225,7 @@ impl<'a> Record<'a> {
                 }
             }
             Err(_) => o.str(
-                "raw_b64",
+                key!("raw_b64"),
                 &base64::engine::general_purpose::STANDARD.encode(self.raw),
             ),
         }
@@ -252,12 +252,12 @@ fn write_time(out: &mut Vec<u8>, time: &DateTime) {
 
 fn write_source(out: &mut Vec<u8>, source: &Source<'_>) {
     let mut o = Object::begin(out);
-    o.str("ip", &source.ip);
-    o.u64("port", u64::from(source.port));
-    o.str("transport", source.transport);
-    o.str("listener", &source.listener);
+    o.str(key!("ip"), &source.ip);
+    o.u64(key!("port"), u64::from(source.port));
+    o.str(key!("transport"), source.transport);
+    o.str(key!("listener"), &source.listener);
     if let Some(peer) = &source.tls_peer {
-        o.str("tls_peer", peer);
+        o.str(key!("tls_peer"), peer);
     }
     o.end();
 }
@@ -266,8 +266,8 @@ fn write_source(out: &mut Vec<u8>, source: &Source<'_>) {
 fn write_structured_data(out: &mut Vec<u8>, elements: &[SdElement<'_>]) {
     write_array(out, elements, |out, element| {
         let mut o = Object::begin(out);
-        o.str("id", element.id);
-        write_array(o.key("params"), &element.params, |out, param| {
+        o.str(key!("id"), element.id);
+        write_array(o.key(key!("params")), &element.params, |out, param| {
             out.push(b'[');
             write_str(out, param.name);
             out.push(b',');
