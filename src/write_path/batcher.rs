@@ -254,17 +254,23 @@ mod tests {
         (tx, log, batcher)
     }
 
-    /// A sender that waits for its answer is answered after the idle bound, not the delay
-    /// bound (an hour here, so waiting it out would hang the test rather than pass it).
-    #[tokio::test]
-    async fn a_lone_record_is_committed_once_idle_not_after_the_delay_bound_in_memory_log() {
-        let (tx, log, batcher) = start(BatchLimits {
+    /// Limits under which only the idle bound (5 ms) can close a batch in a test's time: the
+    /// delay bound is an hour, so waiting it out would hang the test rather than pass it.
+    fn idle_bound_only() -> BatchLimits {
+        BatchLimits {
             max_delay: Duration::from_secs(3600),
             max_idle: Duration::from_millis(5),
             max_bytes: 1 << 20,
             max_records: 1000,
             max_in_flight: 2,
-        });
+        }
+    }
+
+    /// A sender that waits for its answer is answered after the idle bound, not the delay
+    /// bound.
+    #[tokio::test]
+    async fn a_lone_record_is_committed_once_idle_not_after_the_delay_bound_in_memory_log() {
+        let (tx, log, batcher) = start(idle_bound_only());
         for expected_seq in 0..3 {
             let (ack, answer) = oneshot::channel();
             tx.send(record(Some(ack))).await.unwrap();
@@ -280,17 +286,11 @@ mod tests {
     }
 
     /// Records nobody waits on (UDP, TCP, TLS) are not closed into a batch of their own by a
-    /// pause: with the delay bound at an hour, a record sent alone stays pending until a
-    /// record someone waits on joins it, and both go in one batch once that one is idle.
+    /// pause: a record sent alone stays pending until a record someone waits on joins it, and
+    /// both go in one batch once that one is idle.
     #[tokio::test]
     async fn a_pause_closes_only_a_batch_someone_waits_on_in_memory_log() {
-        let (tx, log, batcher) = start(BatchLimits {
-            max_delay: Duration::from_secs(3600),
-            max_idle: Duration::from_millis(5),
-            max_bytes: 1 << 20,
-            max_records: 1000,
-            max_in_flight: 2,
-        });
+        let (tx, log, batcher) = start(idle_bound_only());
         tx.send(record(None)).await.unwrap();
         // Forty idle bounds: had the pause closed the batch, it would be committed by now.
         tokio::time::sleep(Duration::from_millis(200)).await;
