@@ -266,19 +266,23 @@ mod tests {
         }
     }
 
+    /// Sends a record whose sender waits for its answer, and returns the answer (its seq).
+    async fn send_awaited(tx: &mpsc::Sender<PreparedRecord>) -> u64 {
+        let (ack, answer) = oneshot::channel();
+        tx.send(record(Some(ack))).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(60), answer)
+            .await
+            .expect("committed once idle")
+            .unwrap()
+    }
+
     /// A sender that waits for its answer is answered after the idle bound, not the delay
     /// bound.
     #[tokio::test]
     async fn a_lone_record_is_committed_once_idle_not_after_the_delay_bound_in_memory_log() {
         let (tx, log, batcher) = start(idle_bound_only());
         for expected_seq in 0..3 {
-            let (ack, answer) = oneshot::channel();
-            tx.send(record(Some(ack))).await.unwrap();
-            let seq = tokio::time::timeout(Duration::from_secs(60), answer)
-                .await
-                .expect("committed once idle")
-                .unwrap();
-            assert_eq!(seq, expected_seq);
+            assert_eq!(send_awaited(&tx).await, expected_seq);
         }
         assert_eq!(*log.batches.lock().unwrap(), vec![1, 1, 1]);
         drop(tx);
@@ -295,13 +299,7 @@ mod tests {
         // Forty idle bounds: had the pause closed the batch, it would be committed by now.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(log.batches.lock().unwrap().is_empty());
-        let (ack, answer) = oneshot::channel();
-        tx.send(record(Some(ack))).await.unwrap();
-        let seq = tokio::time::timeout(Duration::from_secs(60), answer)
-            .await
-            .expect("committed once idle")
-            .unwrap();
-        assert_eq!(seq, 1);
+        assert_eq!(send_awaited(&tx).await, 1);
         assert_eq!(*log.batches.lock().unwrap(), vec![2]);
         drop(tx);
         batcher.await.unwrap();
