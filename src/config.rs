@@ -439,7 +439,7 @@ fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Con
     let destinations = destinations(&parsed.forwards, file, overrides)?;
     let cluster = match &parsed.cluster {
         Some(section) => ClusterConfig::from_section(section).map_err(|(k, m)| err(file, k, m))?,
-        None => ClusterConfig::default(),
+        None => ClusterConfig::embedded(),
     };
     let batch = &parsed.batch;
     Ok(Config {
@@ -554,6 +554,18 @@ mod tests {
         assert_eq!(c.listeners[0].name, "udp-5514");
         assert_eq!(c.listeners[1].url.tls_ca, Some(PathBuf::from("/ca.pem")));
         assert_eq!(c.timezone_offset_minutes, -300);
+    }
+
+    #[test]
+    fn only_a_cluster_keeps_raft_log_behind_its_snapshots() {
+        let embedded = load_text("[[listener]]\nurl = \"tcp://127.0.0.1:5514\"\n").unwrap();
+        assert_eq!(embedded.cluster.log_keep, 0);
+        let cluster = load_text(
+            "[cluster]\nnode_id = 1\nlisten = \"127.0.0.1:7001\"\n\
+             [[cluster.peer]]\nid = 2\naddress = \"127.0.0.1:7002\"\n",
+        )
+        .unwrap();
+        assert_eq!(cluster.cluster.log_keep, 20_000);
     }
 
     #[test]
