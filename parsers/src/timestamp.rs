@@ -86,10 +86,12 @@ impl DateTime {
 
     /// Seconds since the Unix epoch.
     pub fn unix_seconds(&self) -> i64 {
-        days_from_civil(self.year, self.month, self.day) * 86_400
-            + i64::from(self.hour) * 3600
-            + i64::from(self.minute) * 60
-            + i64::from(self.second)
+        days_from_civil(self.year, self.month, self.day) * 86_400 + self.seconds_into_day()
+    }
+
+    /// Seconds since its midnight, minus its offset: what a day count is added to.
+    fn seconds_into_day(&self) -> i64 {
+        i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second)
             - i64::from(self.offset_minutes) * 60
     }
 
@@ -102,11 +104,7 @@ impl DateTime {
         let day = i64::from(BEFORE[usize::from(self.month.clamp(1, 12) - 1)])
             + leap_day
             + i64::from(self.day);
-        day * 86_400
-            + i64::from(self.hour) * 3600
-            + i64::from(self.minute) * 60
-            + i64::from(self.second)
-            - i64::from(self.offset_minutes) * 60
+        day * 86_400 + self.seconds_into_day()
     }
 
     /// Appends the RFC 3339 form: `Z` for UTC, otherwise `±HH:MM`.

@@ -169,12 +169,14 @@ pub async fn run_batcher(
                     last_arrival = tokio::time::Instant::now();
                     let new = &pending[pending.len() - n..];
                     pending_bytes += new.iter().map(|r| r.record.json.len()).sum::<usize>();
-                    let was_awaited = awaited;
-                    awaited |= new.iter().any(|r| r.ack.is_some());
-                    if pending.len() == n || awaited != was_awaited {
-                        if pending.len() == n {
-                            latest = last_arrival + limits.max_delay;
-                        }
+                    let first = pending.len() == n;
+                    if first {
+                        latest = last_arrival + limits.max_delay;
+                    }
+                    // The close moves only for a new batch, or when one becomes awaited.
+                    let newly_awaited = !awaited && new.iter().any(|r| r.ack.is_some());
+                    awaited |= newly_awaited;
+                    if first || newly_awaited {
                         timer.as_mut().reset(close_at(latest, last_arrival, awaited, &limits));
                     }
                 }
