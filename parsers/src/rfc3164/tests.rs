@@ -114,6 +114,25 @@ fn fortigate_without_header() {
     assert_eq!(field(&m, "srcip"), Some("10.0.0.1"));
 }
 
+/// `timestamp_raw` runs from the `date` key to the end of the `time` word, quotes included,
+/// wherever the pairs stand; the whole body when `time` comes first.
+#[test]
+fn fortigate_timestamp_raw_is_the_date_and_time_words() {
+    let m = parse(br#"<189>logver=7 date="2024-01-12" time="10:00:00" devname=FGT tz=Z"#);
+    assert_eq!(
+        m.timestamp.unwrap().raw,
+        br#"date="2024-01-12" time="10:00:00""#
+    );
+    let m = parse(b"<189>devname=FGT date=2024-01-12 x=1 time=10:00:00");
+    assert_eq!(
+        m.timestamp.unwrap().raw,
+        b"date=2024-01-12 x=1 time=10:00:00"
+    );
+    let body = b"devname=FGT time=10:00:00 date=2024-01-12";
+    let message = [&b"<189>"[..], body].concat();
+    assert_eq!(parse(&message).timestamp.unwrap().raw, body);
+}
+
 #[test]
 fn palo_alto_csv() {
     let m = parse(b"<14>Jan 12 10:00:00 PA-VM 1,2024/01/12 10:00:00,012345678901,TRAFFIC,end,2049,2024/01/12 10:00:00,10.0.0.1,8.8.8.8,0.0.0.0,0.0.0.0,allow-dns,,,dns,vsys1,trust,untrust,ethernet1/2,ethernet1/1,fwd,,12345,1,53000,53,0,0,0x19,udp,allow");

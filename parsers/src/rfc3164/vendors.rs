@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::{Dialect, LegacyTimestamp, Rfc3164Message};
-use crate::payload::{key_values_in, text, Checked, Fields};
+use crate::payload::{key_values_in, offset_within, text, Checked, Fields};
 use crate::pri::Pri;
 use crate::timestamp::parse_iso8601;
 
@@ -23,13 +23,14 @@ pub(super) fn fortigate<'a>(
         return None;
     }
     let fields = key_values_in(checked, body);
-    let get = |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-    let timestamp = match (get("date"), get("time")) {
-        (Some(date), Some(time)) => {
+    let pair = |key: &str| fields.iter().find(|(k, _)| k == key);
+    let get = |key: &str| pair(key).map(|(_, v)| v);
+    let timestamp = match (pair("date"), get("time")) {
+        (Some((date_key, date)), Some(clock)) => {
             // `date` T `time` `tz` on the stack, read as ISO 8601.
             let zone = get("tz").map_or("", |z| z.as_ref());
             let mut iso = [0u8; 64];
-            let parts = [date.as_bytes(), b"T", time.as_bytes(), zone.as_bytes()];
+            let parts = [date.as_bytes(), b"T", clock.as_bytes(), zone.as_bytes()];
             let len: usize = parts.iter().map(|p| p.len()).sum();
             if len <= iso.len() {
                 let mut at = 0;
@@ -41,7 +42,7 @@ pub(super) fn fortigate<'a>(
                     .filter(|(_, rest)| rest.is_empty())
                     .map(|(time, _)| LegacyTimestamp {
                         time,
-                        raw: date_time_span(body),
+                        raw: date_time_span(body, date_key, clock),
                     })
             } else {
                 None
@@ -79,24 +80,22 @@ fn value_span<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     (!span.is_empty()).then_some(span)
 }
 
-/// `date=… time=…` as written, for `timestamp_raw`.
-fn date_time_span(body: &[u8]) -> &[u8] {
-    let start = body.windows(5).position(|w| w == b"date=").unwrap_or(0);
-    let end = body
-        .windows(5)
-        .position(|w| w == b"time=")
-        .map(|p| {
-            p + 5
-                + body[p + 5..]
-                    .iter()
-                    .position(|&c| c == b' ')
-                    .unwrap_or(body.len() - p - 5)
-        })
-        .unwrap_or(body.len());
-    if start < end {
-        &body[start..end]
-    } else {
-        body
+/// `date=… time=…` as written, for `timestamp_raw`: from the `date` key to the end of the
+/// word holding the `time` value, found from where the pairs lie in `body` (searching the body
+/// for the two keys again was a twentieth of the parse). The whole body when they are not in
+/// that order or not borrowed from it.
+fn date_time_span<'a>(body: &'a [u8], date_key: &str, time: &str) -> &'a [u8] {
+    let start = offset_within(body, date_key.as_bytes());
+    let end = offset_within(body, time.as_bytes()).map(|at| {
+        let value_end = at + time.len();
+        body[value_end..]
+            .iter()
+            .position(|&c| c == b' ')
+            .map_or(body.len(), |n| value_end + n)
+    });
+    match (start, end) {
+        (Some(start), Some(end)) if start < end => &body[start..end],
+        _ => body,
     }
 }
 
