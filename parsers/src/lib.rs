@@ -247,6 +247,25 @@ mod tests {
         assert_eq!(record.message.as_deref(), Some("caf\u{FFFD}"));
     }
 
+    /// A repeated key keeps its first value; keys that only look alike to the writer's
+    /// filter (same length, same first and last bytes) are all written.
+    #[test]
+    fn fields_keep_the_first_of_a_repeated_key_and_every_distinct_one() {
+        let options = ParseOptions {
+            key_values: true,
+            ..ParseOptions::default()
+        };
+        let input = b"<13>Jan  1 00:00:00 fw kv: axb=1 ayb=2 axb=3 ab=4 azb=5 ab=6 a=7";
+        let record = parse(input, &received(), &options);
+        let mut out = Vec::new();
+        record.write_json(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(r#""fields":{"axb":"1","ayb":"2","ab":"4","azb":"5","a":"7"}"#),
+            "{text}"
+        );
+    }
+
     /// `raw` reuses the message's escaped text when the message needed escapes: the result
     /// is still exactly the input, wherever the message sits in it.
     #[test]

@@ -281,10 +281,23 @@ fn write_structured_data(out: &mut Vec<u8>, elements: &[SdElement<'_>]) {
 /// `fields` as a JSON object; when a key repeats, the first value wins (`raw` keeps the rest).
 fn write_fields(out: &mut Vec<u8>, fields: &Fields<'_>) {
     let mut o = Object::begin(out);
+    // Keys already written, as bits of a small filter: only a key whose bit is set is looked
+    // for among the earlier ones. Comparing every key with all before it was a twelfth of
+    // writing a FortiGate record (callgrind).
+    let mut seen = 0u64;
     for (i, (k, v)) in fields.iter().enumerate() {
-        if !fields[..i].iter().any(|(prev, _)| prev == k) {
+        let bit = 1u64 << (key_hash(k) % 64);
+        if seen & bit == 0 || !fields[..i].iter().any(|(prev, _)| prev == k) {
             o.str_any_key(k, v);
         }
+        seen |= bit;
     }
     o.end();
+}
+
+/// A cheap hash of a key for [`write_fields`]' filter: its length and its first and last bytes.
+fn key_hash(key: &str) -> u32 {
+    let b = key.as_bytes();
+    let ends = b.first().map_or(0, |&c| u32::from(c)) + b.last().map_or(0, |&c| u32::from(c) * 7);
+    ends + b.len() as u32 * 31
 }

@@ -154,6 +154,9 @@ proptest! {
             prop_assert_eq!(record.raw, &bytes[..]);
             let json: serde_json::Value = serde_json::from_slice(&record.to_json()).unwrap();
             prop_assert!(json.get("raw").is_some() || json.get("raw_b64").is_some());
+            // The writer's strings are exactly the record's: `raw` the input when it is text.
+            prop_assert_eq!(json["raw"].as_str(), std::str::from_utf8(&bytes).ok());
+            prop_assert_eq!(json["message"].as_str(), record.message.as_deref());
         }
     }
 
