@@ -131,50 +131,72 @@ impl fmt::Display for DateTime {
 
 impl DateTime {
     /// Appends the RFC 3339 form as bytes. Every record's `received_at` goes through here, so
-    /// it writes digits itself rather than through `core::fmt` (several times slower).
+    /// it writes digits itself rather than through `core::fmt` (several times slower), into a
+    /// buffer on the stack that goes out in one fixed-size copy: a push per piece was two
+    /// dozen capacity checks, half the cost (callgrind).
     pub fn write_rfc3339_bytes(&self, out: &mut Vec<u8>) {
-        fn two(out: &mut Vec<u8>, v: u8) {
-            out.extend_from_slice(&[b'0' + v / 10 % 10, b'0' + v % 10]);
-        }
-        match u16::try_from(self.year).ok().filter(|y| *y <= 9999) {
-            Some(y) => {
-                two(out, (y / 100) as u8);
-                two(out, (y % 100) as u8);
-            }
+        /// The longest form: four-digit year, nine fractional digits and an offset.
+        const LONGEST: usize = 35;
+        let Some(year) = u16::try_from(self.year).ok().filter(|y| *y <= 9999) else {
             // Outside RFC 3339's four digits: printed as a number, sign included.
-            None => out.extend_from_slice(format!("{:04}", self.year).as_bytes()),
-        }
-        out.push(b'-');
-        two(out, self.month);
-        out.push(b'-');
-        two(out, self.day);
-        out.push(b'T');
-        two(out, self.hour);
-        out.push(b':');
-        two(out, self.minute);
-        out.push(b':');
-        two(out, self.second);
+            out.extend_from_slice(format!("{:04}", self.year).as_bytes());
+            let mut rest = [0u8; LONGEST];
+            let n = self.write_after_year(&mut rest);
+            out.extend_from_slice(&rest[..n]);
+            return;
+        };
+        let mut text = [0u8; 4 + LONGEST];
+        put_two(&mut text[0..2], (year / 100) as u8);
+        put_two(&mut text[2..4], (year % 100) as u8);
+        let n = 4 + self.write_after_year(&mut text[4..]);
+        out.extend_from_slice(&text);
+        out.truncate(out.len() - (text.len() - n));
+    }
+
+    /// Writes everything after the year (`-MM-DDThh:mm:ss[.f]Z|±hh:mm`) into `to`, which
+    /// holds at least 31 bytes; returns how many it wrote.
+    fn write_after_year(&self, to: &mut [u8]) -> usize {
+        let to = &mut to[..31];
+        to[0] = b'-';
+        put_two(&mut to[1..3], self.month);
+        to[3] = b'-';
+        put_two(&mut to[4..6], self.day);
+        to[6] = b'T';
+        put_two(&mut to[7..9], self.hour);
+        to[9] = b':';
+        put_two(&mut to[10..12], self.minute);
+        to[12] = b':';
+        put_two(&mut to[13..15], self.second);
+        let mut n = 15;
         if self.frac_digits > 0 {
             let digits = u32::from(self.frac_digits.min(9));
             let mut value = self.nanos / 10u32.pow(9 - digits);
-            out.push(b'.');
-            let at = out.len();
-            out.resize(at + digits as usize, b'0');
-            for slot in out[at..].iter_mut().rev() {
+            to[n] = b'.';
+            let end = n + 1 + digits as usize;
+            for slot in to[n + 1..end].iter_mut().rev() {
                 *slot = b'0' + (value % 10) as u8;
                 value /= 10;
             }
+            n = end;
         }
         if self.offset_minutes == 0 {
-            out.push(b'Z');
+            to[n] = b'Z';
+            n + 1
         } else {
-            out.push(if self.offset_minutes < 0 { b'-' } else { b'+' });
+            to[n] = if self.offset_minutes < 0 { b'-' } else { b'+' };
             let abs = self.offset_minutes.unsigned_abs();
-            two(out, (abs / 60) as u8);
-            out.push(b':');
-            two(out, (abs % 60) as u8);
+            put_two(&mut to[n + 1..n + 3], (abs / 60) as u8);
+            to[n + 3] = b':';
+            put_two(&mut to[n + 4..n + 6], (abs % 60) as u8);
+            n + 6
         }
     }
+}
+
+/// Two decimal digits of `v` (taken modulo 100) into `to`.
+fn put_two(to: &mut [u8], v: u8) {
+    to[0] = b'0' + v / 10 % 10;
+    to[1] = b'0' + v % 10;
 }
 
 /// Reads exactly `n` ASCII digits as a number.
