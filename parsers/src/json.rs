@@ -232,6 +232,18 @@ macro_rules! key {
 }
 pub(crate) use key;
 
+/// `00`, `01`, … `99`.
+pub(crate) const DIGIT_PAIRS: [u8; 200] = {
+    let mut table = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        table[2 * i] = b'0' + (i / 10) as u8;
+        table[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    table
+};
+
 /// Writes one JSON object's members, placing the commas.
 pub struct Object<'o> {
     out: &'o mut Vec<u8>,
@@ -282,7 +294,16 @@ impl<'o> Object<'o> {
 
     pub fn u64(&mut self, key: Key, value: u64) {
         let out = self.key(key);
-        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        match value {
+            // PRI, facility, severity and version: one or two digits of a small table, no
+            // formatter and no copy of unknown length.
+            0..=9 => out.push(b'0' + value as u8),
+            10..=99 => {
+                let at = value as usize * 2;
+                out.extend_from_slice(&DIGIT_PAIRS[at..at + 2]);
+            }
+            _ => out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes()),
+        }
     }
 
     pub fn bool(&mut self, key: Key, value: bool) {
@@ -385,6 +406,17 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"{"a":{"abcdefghijklmnopqrstuvwxyz01":1},"b":{},"c":false}"#
         );
+    }
+
+    #[test]
+    fn numbers_are_written_as_decimal() {
+        for n in (0..=1000).chain([9_999, 65_535, u64::MAX]) {
+            let mut out = Vec::new();
+            let mut o = Object::begin(&mut out);
+            o.u64(key!("n"), n);
+            o.end();
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{{\"n\":{n}}}"));
+        }
     }
 
     #[test]
