@@ -9,6 +9,21 @@
 
 /// Appends `s` as a JSON string, quotes included.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Most strings of a record are short (names, hosts, the keys and values of `fields`):
+    // quotes and text are put together on the stack and copied out at once, without a call.
+    let bytes = s.as_bytes();
+    if bytes.len() <= SHORT {
+        let mut text = [b' '; SHORT + 2];
+        copy_short(&mut text[1..], bytes);
+        let (first, second) = text.split_at(8);
+        if exact_escapes(word(first)) | exact_escapes(word(second)) == 0 {
+            text[0] = b'"';
+            text[bytes.len() + 1] = b'"';
+            out.extend_from_slice(&text);
+            out.truncate(out.len() - (SHORT - bytes.len()));
+            return;
+        }
+    }
     out.reserve(s.len() + 2);
     out.push(b'"');
     write_str_content(out, s);
@@ -88,19 +103,34 @@ fn write_tail(out: &mut Vec<u8>, whole: &[u8], tail: &[u8]) {
     }
 }
 
-/// `bytes` (under eight) padded with spaces to a word, copied in pieces of four, two and one
+/// The longest string [`write_str`] writes from the stack: with its quotes, two words.
+const SHORT: usize = 14;
+
+/// The first eight bytes of `bytes` as a little-endian word.
+fn word(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(w)
+}
+
+/// Copies `bytes` (under sixteen) to the start of `to` in pieces of eight, four, two and one
 /// bytes as its length's binary digits say: fixed-size copies, where a byte loop cost eight
-/// instructions a byte.
-fn padded_word(bytes: &[u8]) -> [u8; 8] {
-    debug_assert!(bytes.len() < 8);
-    let mut word = [b' '; 8];
+/// instructions a byte and a copy of unknown length is a call.
+fn copy_short(to: &mut [u8], bytes: &[u8]) {
+    debug_assert!(bytes.len() < 16);
     let mut at = 0;
-    for size in [4, 2, 1] {
+    for size in [8, 4, 2, 1] {
         if bytes.len() & size != 0 {
-            word[at..at + size].copy_from_slice(&bytes[at..at + size]);
+            to[at..at + size].copy_from_slice(&bytes[at..at + size]);
             at += size;
         }
     }
+}
+
+/// `bytes` (under eight) padded with spaces to a word.
+fn padded_word(bytes: &[u8]) -> [u8; 8] {
+    let mut word = [b' '; 8];
+    copy_short(&mut word, bytes);
     word
 }
 
