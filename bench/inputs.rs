@@ -2,6 +2,7 @@
 //! received.
 
 use auditrelay_parsers::timestamp::DateTime;
+use syslog_loose::Message;
 
 /// The receive time every benchmark parse is given (legacy timestamps take their year from it).
 pub fn received() -> DateTime {
@@ -32,3 +33,30 @@ pub const INPUTS: [(&str, &str); 5] = [
         r#"<189>date=2026-11-26 time=08:00:09 devname="FGT-HQ" devid="FG100E4Q17000001" tz="+0100" logid="0000000013" type="traffic" subtype="forward" level="notice" srcip=10.0.0.1 dstip=203.0.113.20 action="accept""#,
     ),
 ];
+
+/// syslog_loose's result as a relay would have to emit it: one JSON object.
+pub fn loose_to_json(m: &Message<&str>, out: &mut Vec<u8>) {
+    let sd: Vec<serde_json::Value> = m
+        .structured_data
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "id": e.id,
+                "params": e.params().map(|(k, v)| [k.to_string(), v.to_string()]).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let value = serde_json::json!({
+        "format": format!("{:?}", m.protocol),
+        "facility": m.facility.map(|f| f.as_str()),
+        "severity": m.severity.map(|s| s.as_str()),
+        "timestamp": m.timestamp.map(|t| t.to_rfc3339()),
+        "hostname": m.hostname,
+        "app_name": m.appname,
+        "proc_id": m.procid.as_ref().map(|p| p.to_string()),
+        "msg_id": m.msgid,
+        "structured_data": sd,
+        "message": m.msg,
+    });
+    let _ = serde_json::to_writer(out, &value);
+}

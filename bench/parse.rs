@@ -5,37 +5,10 @@ use std::hint::black_box;
 
 use auditrelay_parsers::{parse, ParseOptions};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use syslog_loose::{parse_message, Message, Variant};
+use syslog_loose::{parse_message, Variant};
 
 mod inputs;
-use inputs::{received, INPUTS};
-
-/// syslog_loose's result as a relay would have to emit it: one JSON object.
-fn loose_to_json(m: &Message<&str>, out: &mut Vec<u8>) {
-    let sd: Vec<serde_json::Value> = m
-        .structured_data
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "id": e.id,
-                "params": e.params().map(|(k, v)| [k.to_string(), v.to_string()]).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let value = serde_json::json!({
-        "format": format!("{:?}", m.protocol),
-        "facility": m.facility.map(|f| f.as_str()),
-        "severity": m.severity.map(|s| s.as_str()),
-        "timestamp": m.timestamp.map(|t| t.to_rfc3339()),
-        "hostname": m.hostname,
-        "app_name": m.appname,
-        "proc_id": m.procid.as_ref().map(|p| p.to_string()),
-        "msg_id": m.msgid,
-        "structured_data": sd,
-        "message": m.msg,
-    });
-    let _ = serde_json::to_writer(out, &value);
-}
+use inputs::{loose_to_json, received, INPUTS};
 
 fn bench_parse(c: &mut Criterion) {
     let options = ParseOptions::default();

@@ -142,6 +142,10 @@ fn from_rfc5424<'a>(raw: &'a [u8], received: &DateTime, options: Rfc5424Options)
 
 /// CEF and LEEF inside an RFC 5424 MSG.
 fn payload_fields(msg: &[u8]) -> Option<(Dialect, payload::Fields<'_>)> {
+    // One byte turns away nearly every message before either parser looks at it.
+    if !matches!(msg.first(), Some(b'C' | b'L')) {
+        return None;
+    }
     parse_cef(msg)
         .map(|f| (Dialect::Cef, f))
         .or_else(|| parse_leef(msg).map(|f| (Dialect::Leef, f)))

@@ -403,12 +403,13 @@ pub fn looks_like_rfc5424(input: &[u8]) -> bool {
     let Ok((rest, _)) = parse_pri(input) else {
         return false;
     };
-    let n = rest
-        .iter()
-        .take(4)
-        .take_while(|c| c.is_ascii_digit())
-        .count();
-    (1..=3).contains(&n) && rest[0] != b'0' && rest.get(n) == Some(&b' ')
+    // VERSION: one to three digits, the first not zero, then a space.
+    matches!(
+        rest,
+        [b'1'..=b'9', b' ', ..]
+            | [b'1'..=b'9', b'0'..=b'9', b' ', ..]
+            | [b'1'..=b'9', b'0'..=b'9', b'0'..=b'9', b' ', ..]
+    )
 }
 
 /// Parses one whole RFC 5424 message (no framing, no trailing-newline handling).
