@@ -235,20 +235,22 @@ fn byte(input: &[u8], b: u8) -> Option<&[u8]> {
     input.strip_prefix(&[b])
 }
 
+/// Nanoseconds per unit of a fraction with as many digits as the index.
+const SCALE: [u32; 10] = [
+    1_000_000_000,
+    100_000_000,
+    10_000_000,
+    1_000_000,
+    100_000,
+    10_000,
+    1_000,
+    100,
+    10,
+    1,
+];
+
 /// Reads 1 to `max` fractional digits after a `.`; returns nanoseconds and the digit count.
 fn fraction(input: &[u8], max: usize) -> Option<(u32, u8, &[u8])> {
-    const SCALE: [u32; 10] = [
-        1_000_000_000,
-        100_000_000,
-        10_000_000,
-        1_000_000,
-        100_000,
-        10_000,
-        1_000,
-        100,
-        10,
-        1,
-    ];
     // One pass reads and counts the digits (an iterator chain counting them first and a fold
     // reading them after cost twice as much); beyond nine, digits only count.
     let (mut value, mut n) = (0u32, 0);
@@ -599,18 +601,6 @@ mod tests {
 
     /// The reader `fraction` replaced: count the digits, then fold them.
     fn fraction_reference(input: &[u8], max: usize) -> Option<(u32, u8, &[u8])> {
-        const SCALE: [u32; 10] = [
-            1_000_000_000,
-            100_000_000,
-            10_000_000,
-            1_000_000,
-            100_000,
-            10_000,
-            1_000,
-            100,
-            10,
-            1,
-        ];
         let n = input
             .iter()
             .take(max + 1)
