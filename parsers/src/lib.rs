@@ -34,7 +34,7 @@ use pri::DEFAULT_PRI;
 use record::trim_trailer;
 pub use record::{EventTime, Format, Record, Source};
 use rfc3164::{Dialect, Rfc3164Options};
-use rfc5424::{looks_like_rfc5424, parse_rfc5424_checked, Rfc5424Options};
+use rfc5424::{parse_rfc5424_checked, Rfc5424Options};
 use timestamp::{resolve, DateTime};
 
 /// Which syslog format to expect.
@@ -64,16 +64,19 @@ pub struct ParseOptions {
 /// not parse is returned as `format: "raw"` with the reason.
 pub fn parse<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) -> Record<'a> {
     match options.format {
-        FormatChoice::Rfc5424 => from_rfc5424(raw, received, Rfc5424Options::default()),
+        FormatChoice::Rfc5424 => from_rfc5424(raw, received, Rfc5424Options::default(), None),
         FormatChoice::Rfc3164 => from_rfc3164(raw, received, options),
-        FormatChoice::Auto if looks_like_rfc5424(raw) => from_rfc5424(
-            raw,
-            received,
-            Rfc5424Options {
-                allow_duplicate_sd_ids: true,
-            },
-        ),
-        FormatChoice::Auto => from_rfc3164(raw, received, options),
+        FormatChoice::Auto => match rfc5424::head(trim_trailer(raw)) {
+            Some(head) => from_rfc5424(
+                raw,
+                received,
+                Rfc5424Options {
+                    allow_duplicate_sd_ids: true,
+                },
+                Some(head),
+            ),
+            None => from_rfc3164(raw, received, options),
+        },
     }
 }
 
@@ -93,12 +96,18 @@ fn raw_record<'a>(
 // The records below are built as one struct literal in return position: profiling showed
 // that building a default record and filling it in spent a tenth of the parse time moving it.
 
-fn from_rfc5424<'a>(raw: &'a [u8], received: &DateTime, options: Rfc5424Options) -> Record<'a> {
+/// `head` is [`rfc5424::head`] of the trimmed frame, when auto mode has read it already.
+fn from_rfc5424<'a>(
+    raw: &'a [u8],
+    received: &DateTime,
+    options: Rfc5424Options,
+    head: Option<rfc5424::Head<'a>>,
+) -> Record<'a> {
     // Senders often end a frame with LF or NUL; RFC 5424 has no trailer, so it is not MSG.
     let input = trim_trailer(raw);
     // One UTF-8 check of the whole frame serves the header, MSG and `raw` in the JSON.
     let checked = Checked::new(raw);
-    let m = match parse_rfc5424_checked(input, checked, options) {
+    let m = match parse_rfc5424_checked(input, checked, options, head) {
         Ok(m) => m,
         Err(e) => {
             let pri = pri::parse_pri(input).ok().map(|(_, p)| p);
