@@ -172,10 +172,26 @@ fn a_node_added_later_catches_up_through_a_snapshot() {
     for chunk in 0..N / CHUNK {
         let end = (chunk + 1) * CHUNK;
         send_tcp(tcp, &frames(chunk * CHUNK..end));
-        // A snapshot every 20 entries packs a checkpoint of a store that grows to a million
-        // records, in debug builds on two shared cores: a chunk has taken over 120 s in a full
-        // `.ci/run` while the same test alone took 112 s in all. The bound is for a stall.
-        cluster.nodes[leader].wait_accepted(end, Duration::from_secs(300));
+        // A chunk takes a few seconds; the bound is for a stall, which prints what every node
+        // says of itself before failing.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while cluster.nodes[leader].accepted() < end as f64 {
+            if Instant::now() > deadline {
+                for node in &cluster.nodes {
+                    eprintln!(
+                        "node {}: status {:?}\n{}",
+                        node.id,
+                        node.status(),
+                        log_tail(&node.log_text(), 30)
+                    );
+                }
+                panic!(
+                    "the leader accepted {} of {end} messages within 120 s",
+                    cluster.nodes[leader].accepted()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         eprintln!("{end} accepted after {:.1?}", started.elapsed());
     }
     let before = cluster.wait_same_digest(&[0, 1, 2], Duration::from_secs(120));

@@ -791,6 +791,12 @@ mod tests {
             }
             s
         };
+        // Every receive time of a day at 7 µs steps, as the relay stamps them.
+        let day = 1_795_000_000_000_000i64;
+        for micros in (day..day + 86_400_000_000).step_by(7_000_003) {
+            let t = DateTime::from_unix_micros(micros);
+            assert_eq!(t.to_rfc3339(), reference(&t));
+        }
         for (year, frac_digits, nanos, offset_minutes) in [
             (2026, 6, 123_456_000, 0),
             (999, 0, 0, -330),
