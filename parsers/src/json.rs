@@ -262,8 +262,15 @@ macro_rules! key {
 }
 pub(crate) use key;
 
+/// The two decimal digits of `v` modulo 100, from a table of all hundred pairs: one load,
+/// where two divisions by ten were most of the work of writing a small number.
+pub(crate) fn digit_pair(v: u8) -> [u8; 2] {
+    let at = usize::from(v % 100) * 2;
+    [DIGIT_PAIRS[at], DIGIT_PAIRS[at + 1]]
+}
+
 /// `00`, `01`, … `99`.
-pub(crate) const DIGIT_PAIRS: [u8; 200] = {
+const DIGIT_PAIRS: [u8; 200] = {
     let mut table = [0u8; 200];
     let mut i = 0;
     while i < 100 {
@@ -328,10 +335,7 @@ impl<'o> Object<'o> {
             // PRI, facility, severity and version: one or two digits of a small table, no
             // formatter and no copy of unknown length.
             0..=9 => out.push(b'0' + value as u8),
-            10..=99 => {
-                let at = value as usize * 2;
-                out.extend_from_slice(&DIGIT_PAIRS[at..at + 2]);
-            }
+            10..=99 => out.extend_from_slice(&digit_pair(value as u8)),
             _ => out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes()),
         }
     }

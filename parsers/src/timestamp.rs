@@ -200,11 +200,9 @@ impl DateTime {
     }
 }
 
-/// Two decimal digits of `v` (taken modulo 100) into `to`, from a table of all hundred pairs:
-/// one load, where two divisions by ten were most of the work.
+/// Two decimal digits of `v` (taken modulo 100) into `to`.
 fn put_two(to: &mut [u8], v: u8) {
-    let at = usize::from(v % 100) * 2;
-    to[..2].copy_from_slice(&crate::json::DIGIT_PAIRS[at..at + 2]);
+    to[..2].copy_from_slice(&crate::json::digit_pair(v));
 }
 
 /// Reads exactly `n` ASCII digits as a number.
