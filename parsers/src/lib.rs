@@ -63,21 +63,32 @@ pub struct ParseOptions {
 /// Parses one message (one frame) received at `received` into a record. Never fails: what does
 /// not parse is returned as `format: "raw"` with the reason.
 pub fn parse<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) -> Record<'a> {
+    // Senders often end a frame with LF or NUL. RFC 5424 has no trailer, so it is not MSG, and
+    // legacy messages are read without it too; `raw` keeps it.
+    let input = trim_trailer(raw);
+    let frame = Frame { raw, input };
     match options.format {
-        FormatChoice::Rfc5424 => from_rfc5424(raw, received, Rfc5424Options::default(), None),
-        FormatChoice::Rfc3164 => from_rfc3164(raw, received, options),
-        FormatChoice::Auto => match rfc5424::head(trim_trailer(raw)) {
+        FormatChoice::Rfc5424 => from_rfc5424(frame, received, Rfc5424Options::default(), None),
+        FormatChoice::Rfc3164 => from_rfc3164(frame, received, options),
+        FormatChoice::Auto => match rfc5424::head(input) {
             Some(head) => from_rfc5424(
-                raw,
+                frame,
                 received,
                 Rfc5424Options {
                     allow_duplicate_sd_ids: true,
                 },
                 Some(head),
             ),
-            None => from_rfc3164(raw, received, options),
+            None => from_rfc3164(frame, received, options),
         },
     }
+}
+
+/// One frame as received (`raw`) and without its trailer (`input`), trimmed once.
+#[derive(Clone, Copy)]
+struct Frame<'a> {
+    raw: &'a [u8],
+    input: &'a [u8],
 }
 
 /// A raw record that keeps what could be read of the PRI.
@@ -98,13 +109,11 @@ fn raw_record<'a>(
 
 /// `head` is [`rfc5424::head`] of the trimmed frame, when auto mode has read it already.
 fn from_rfc5424<'a>(
-    raw: &'a [u8],
+    Frame { raw, input }: Frame<'a>,
     received: &DateTime,
     options: Rfc5424Options,
     head: Option<rfc5424::Head<'a>>,
 ) -> Record<'a> {
-    // Senders often end a frame with LF or NUL; RFC 5424 has no trailer, so it is not MSG.
-    let input = trim_trailer(raw);
     // One UTF-8 check of the whole frame serves the header, MSG and `raw` in the JSON.
     let checked = Checked::new(raw);
     let m = match parse_rfc5424_checked(input, checked, options, head) {
@@ -160,8 +169,11 @@ fn payload_fields(msg: &[u8]) -> Option<(Dialect, payload::Fields<'_>)> {
         .or_else(|| parse_leef(msg).map(|f| (Dialect::Leef, f)))
 }
 
-fn from_rfc3164<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) -> Record<'a> {
-    let input = trim_trailer(raw);
+fn from_rfc3164<'a>(
+    Frame { raw, input }: Frame<'a>,
+    received: &DateTime,
+    options: &ParseOptions,
+) -> Record<'a> {
     let legacy = Rfc3164Options {
         key_values: options.key_values,
     };
