@@ -25,6 +25,7 @@ pub mod pri;
 pub mod record;
 pub mod rfc3164;
 pub mod rfc5424;
+mod swar;
 pub mod timestamp;
 
 use std::borrow::Cow;

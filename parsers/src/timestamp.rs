@@ -6,6 +6,11 @@
 
 use std::fmt::{self, Write};
 
+use crate::swar::{self, Shape};
+
+/// `hh:mm:ss`, the clock of every timestamp shape.
+const CLOCK: Shape = Shape::new(b"00:00:00");
+
 /// A wall-clock time with a known UTC offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DateTime {
@@ -249,6 +254,22 @@ const SCALE: [u32; 10] = [
 
 /// Reads 1 to `max` fractional digits after a `.`; returns nanoseconds and the digit count.
 fn fraction(input: &[u8], max: usize) -> Option<(u32, u8, &[u8])> {
+    // Up to seven digits followed by something else are counted and read as one word; longer
+    // runs, and fractions at the very end of the input, go byte by byte.
+    if let Some(word) = swar::load(input) {
+        let (n, x) = swar::leading_digits(word);
+        if n < 8 {
+            if n == 0 || n > max {
+                return None;
+            }
+            return Some((swar::number(x, n) * SCALE[n], n as u8, &input[n..]));
+        }
+    }
+    fraction_bytewise(input, max)
+}
+
+/// [`fraction`] a byte at a time.
+fn fraction_bytewise(input: &[u8], max: usize) -> Option<(u32, u8, &[u8])> {
     // One pass reads and counts the digits (an iterator chain counting them first and a fold
     // reading them after cost twice as much); beyond nine, digits only count.
     let (mut value, mut n) = (0u32, 0);
@@ -281,28 +302,27 @@ fn valid_date(year: i32, month: u32, day: u32) -> bool {
 
 /// `YYYY-MM-DD` `t` `hh:mm:ss` at the start of `input`, where `separator(t)` holds: year,
 /// month, day, hour, minute and second (not yet checked against the calendar or the clock),
-/// and the rest. One pattern over the nineteen bytes, where reading field by field cost twice
-/// as many instructions (bench/parse-instructions.sh).
+/// and the rest. The date's first eight bytes and the clock are each checked and read as one
+/// word (`swar`): a 19-byte slice pattern with a check per digit cost four times as many
+/// instructions (bench/parse-instructions.sh).
 fn date_and_clock(input: &[u8], separator: impl Fn(u8) -> bool) -> Option<([u32; 6], &[u8])> {
-    let [y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, t, h0, h1, b':', mi0, mi1, b':', s0, s1, ref rest @ ..] =
-        *input
-    else {
-        return None;
-    };
-    let digits =
-        [y0, y1, y2, y3, mo0, mo1, d0, d1, h0, h1, mi0, mi1, s0, s1].map(|c| c.wrapping_sub(b'0'));
-    if !separator(t) || digits.iter().any(|&d| d > 9) {
+    const DATE: Shape = Shape::new(b"0000-00-");
+    let (head, rest) = input.split_first_chunk::<19>()?;
+    let date = DATE.digits(swar::load(head)?)?;
+    let clock = CLOCK.digits(swar::load(&head[11..])?)?;
+    let (d0, d1) = (head[8].wrapping_sub(b'0'), head[9].wrapping_sub(b'0'));
+    if d0 > 9 || d1 > 9 || !separator(head[10]) {
         return None;
     }
-    let [y0, y1, y2, y3, mo0, mo1, d0, d1, h0, h1, mi0, mi1, s0, s1] = digits.map(u32::from);
+    let (date, clock) = (swar::pairs(date), swar::pairs(clock));
     Some((
         [
-            y0 * 1000 + y1 * 100 + y2 * 10 + y3,
-            mo0 * 10 + mo1,
-            d0 * 10 + d1,
-            h0 * 10 + h1,
-            mi0 * 10 + mi1,
-            s0 * 10 + s1,
+            swar::byte(date, 0) * 100 + swar::byte(date, 2),
+            swar::byte(date, 5),
+            u32::from(d0 * 10 + d1),
+            swar::byte(clock, 0),
+            swar::byte(clock, 3),
+            swar::byte(clock, 6),
         ],
         rest,
     ))
@@ -411,6 +431,11 @@ struct Clock {
 
 /// `hh:mm:ss[.fraction]`.
 fn clock(input: &[u8]) -> Option<(Clock, &[u8])> {
+    if let Some(x) = swar::load(input).and_then(|w| CLOCK.digits(w)) {
+        let p = swar::pairs(x);
+        let (h, m, s) = (swar::byte(p, 0), swar::byte(p, 3), swar::byte(p, 6));
+        return clock_after_seconds(h, m, s, &input[8..]);
+    }
     let (h, r) = digits(input, 2)?;
     let (m, r) = digits(byte(r, b':')?, 2)?;
     let (s, r) = digits(byte(r, b':')?, 2)?;
@@ -654,6 +679,61 @@ mod tests {
                         "{input:?} {max}"
                     );
                 }
+            }
+        }
+    }
+
+    /// The date and clock reader before it read words: a slice pattern and a check per digit.
+    fn date_and_clock_reference(
+        input: &[u8],
+        separator: impl Fn(u8) -> bool,
+    ) -> Option<([u32; 6], &[u8])> {
+        let [y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, t, h0, h1, b':', mi0, mi1, b':', s0, s1, ref rest @ ..] =
+            *input
+        else {
+            return None;
+        };
+        let d = [y0, y1, y2, y3, mo0, mo1, d0, d1, h0, h1, mi0, mi1, s0, s1]
+            .map(|c| c.wrapping_sub(b'0'));
+        if !separator(t) || d.iter().any(|&d| d > 9) {
+            return None;
+        }
+        let n = |i: usize| u32::from(d[i]) * 10 + u32::from(d[i + 1]);
+        Some(([n(0) * 100 + n(2), n(4), n(6), n(8), n(10), n(12)], rest))
+    }
+
+    #[test]
+    fn dates_and_clocks_read_as_the_byte_by_byte_reader_did() {
+        let good = *b"2026-11-26T08:00:01.5Z";
+        let separator = |t| matches!(t, b'T' | b' ');
+        for at in 0..good.len() {
+            for b in 0..=255u8 {
+                let mut text = good;
+                text[at] = b;
+                for len in [text.len(), 19, 18] {
+                    let input = &text[..len];
+                    assert_eq!(
+                        date_and_clock(input, separator),
+                        date_and_clock_reference(input, separator),
+                        "{input:?}"
+                    );
+                }
+                // The legacy clock, read as a word when eight bytes are there and byte by byte
+                // when they are not.
+                let clock_text = &text[11..];
+                let reference = (|| {
+                    let (h, r) = digits(clock_text, 2)?;
+                    let (m, r) = digits(byte(r, b':')?, 2)?;
+                    let (s, r) = digits(byte(r, b':')?, 2)?;
+                    Some((h, m, s, r))
+                })()
+                .filter(|&(h, m, s, _)| valid_time(h, m, s));
+                let got = clock(clock_text);
+                assert_eq!(
+                    got.as_ref().map(|(c, _)| (c.hour, c.minute, c.second)),
+                    reference.map(|(h, m, s, _)| (h, m, s)),
+                    "{clock_text:?}"
+                );
             }
         }
     }
