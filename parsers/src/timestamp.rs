@@ -30,7 +30,8 @@ pub struct DateTime {
 
 /// Whether `year` is a Gregorian leap year.
 pub fn is_leap_year(year: i32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    // Three years in four are settled by the first test alone.
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
 }
 
 /// Days in `month` (1–12) of `year`.
@@ -620,28 +621,40 @@ pub fn resolve(
     if let Some(year) = t.year {
         return (build(year), inferred);
     }
-    // The received year is right unless the event lands more than half a year away from the
-    // receive time; only then are the neighbouring years tried.
-    const HALF_YEAR: i64 = 183 * 86_400;
+    // The received year is right when the event lands within 182 days of the receive time: a
+    // neighbouring year's date is then at least 183 days away (a year has 365 or 366). Only
+    // beyond that are the neighbouring years measured. (With 183 days here, an event 183 days
+    // away kept the received year although the other side was 182 days away.)
+    const HALF_YEAR: i64 = 182 * 86_400;
     if t.day <= days_in_month(received.year, t.month) {
         let same = build(received.year);
+        // Four months apart or less, the two times are at most five months of days (153) and
+        // two offsets apart, well within half a year: no need to measure.
+        if t.month.abs_diff(received.month) <= 4 {
+            return (same, true);
+        }
         // Within one year, the distance needs no day count since 1970.
         if (same.seconds_into_year() - received.seconds_into_year()).abs() <= HALF_YEAR {
             return (same, true);
         }
     }
     let now = received.unix_seconds();
-    let best = [received.year - 1, received.year, received.year + 1]
-        .into_iter()
-        .filter(|&y| t.day <= days_in_month(y, t.month))
-        .map(build)
-        .min_by_key(|dt| (dt.unix_seconds() - now).abs());
-    // 29 February fits none of three consecutive years only if none is a leap year, which
-    // never happens; fall back to the received year's 28 February for safety.
-    let dt = best.unwrap_or_else(|| DateTime {
-        day: 28,
-        ..build(received.year)
-    });
+    let closest = |day: u8| {
+        [received.year - 1, received.year, received.year + 1]
+            .into_iter()
+            .filter(|&y| day <= days_in_month(y, t.month))
+            .map(|year| DateTime { day, ..build(year) })
+            .min_by_key(|dt| (dt.unix_seconds() - now).abs())
+    };
+    // 29 February fits none of three consecutive years when none is a leap year (2025 to
+    // 2027, say): the device's clock is wrong, and its 28 February in the closest year is the
+    // nearest real date.
+    let dt = closest(t.day)
+        .or_else(|| closest(28))
+        .unwrap_or_else(|| DateTime {
+            day: 28,
+            ..build(received.year)
+        });
     (dt, true)
 }
 
@@ -772,6 +785,79 @@ mod tests {
             (days_from_civil(2026, 12, 31) * 86_400 + 86_399) * 1_000_000,
         );
         assert_eq!(resolve(&t, &received, 0).0.year, 2027);
+    }
+
+    /// The year closest to the receive time, found by measuring all three candidates.
+    fn closest_year_reference(
+        t: &LegacyTime,
+        received: &DateTime,
+        offset: i16,
+    ) -> (DateTime, bool) {
+        let now = received.unix_seconds();
+        // 29 February in three years without a leap day (2099 to 2101) becomes the 28th.
+        let day = if (-1..=1).any(|d| t.day <= days_in_month(received.year + d, t.month)) {
+            t.day
+        } else {
+            28
+        };
+        let best = [received.year - 1, received.year, received.year + 1]
+            .into_iter()
+            .filter(|&y| day <= days_in_month(y, t.month))
+            .map(|year| DateTime {
+                year,
+                month: t.month,
+                day,
+                hour: t.hour,
+                minute: t.minute,
+                second: t.second,
+                nanos: t.nanos,
+                frac_digits: t.frac_digits,
+                offset_minutes: offset,
+            })
+            .min_by_key(|dt| (dt.unix_seconds() - now).abs())
+            .unwrap();
+        (best, true)
+    }
+
+    #[test]
+    fn the_inferred_year_is_the_closest_of_three_for_every_day_of_the_year() {
+        let receive_times = [
+            (2027, 1, 1, 0),
+            (2026, 7, 2, 12),
+            (2026, 12, 31, 86_399),
+            (2028, 2, 29, 3600),
+            (2026, 4, 15, 43_200),
+            (2100, 3, 1, 0),
+        ];
+        for (year, month, day, second) in receive_times {
+            let received = DateTime::from_unix_micros(
+                (days_from_civil(year, month, day) * 86_400 + second) * 1_000_000,
+            );
+            for offset in [0i16, -720, 840] {
+                for m in 1..=12u8 {
+                    for d in 1..=29u8.max(days_in_month(2028, m)) {
+                        for (hour, minute) in [(0, 0), (12, 0), (23, 59)] {
+                            let t = LegacyTime {
+                                year: None,
+                                month: m,
+                                day: d,
+                                hour,
+                                minute,
+                                second: 0,
+                                nanos: 0,
+                                frac_digits: 0,
+                                offset_minutes: None,
+                            };
+                            assert_eq!(
+                                resolve(&t, &received, offset),
+                                closest_year_reference(&t, &received, offset),
+                                "{t:?} received {received:?} offset {offset}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
