@@ -31,37 +31,43 @@ fn within(x: u64, add: u64) -> u64 {
     (x | x.wrapping_add(add)) & HIGH
 }
 
-/// Eight bytes of fixed shape: `0` in the pattern stands for any ASCII digit, every other byte
-/// for itself.
+/// Eight bytes of fixed shape: `0` in the pattern stands for any ASCII digit, `?` for any byte
+/// at all, every other byte for itself.
 pub struct Shape {
     template: u64,
     add: u64,
+    /// Zero in the bytes that may hold anything.
+    keep: u64,
 }
 
 impl Shape {
     pub const fn new(pattern: &[u8; 8]) -> Shape {
         let mut template = [0u8; 8];
         let mut add = [0u8; 8];
+        let mut keep = [0xFFu8; 8];
         let mut i = 0;
         while i < 8 {
-            template[i] = pattern[i];
-            add[i] = if pattern[i] == b'0' {
-                DIGIT_ADD
-            } else {
-                EXACT_ADD
+            (template[i], add[i]) = match pattern[i] {
+                b'0' => (b'0', DIGIT_ADD),
+                b'?' => {
+                    keep[i] = 0;
+                    (0, 0)
+                }
+                b => (b, EXACT_ADD),
             };
             i += 1;
         }
         Shape {
             template: u64::from_le_bytes(template),
             add: u64::from_le_bytes(add),
+            keep: u64::from_le_bytes(keep),
         }
     }
 
     /// The digits' values, each in its own byte (other bytes zero), if `word` has this shape.
     #[inline(always)]
     pub fn digits(&self, word: u64) -> Option<u64> {
-        let x = word ^ self.template;
+        let x = (word ^ self.template) & self.keep;
         (within(x, self.add) == 0).then_some(x)
     }
 }
@@ -145,20 +151,19 @@ mod tests {
 
     #[test]
     fn every_byte_value_in_every_position_is_judged_as_a_byte_by_byte_check_would() {
-        let clock = Shape::new(b"00:00:00");
-        let good = *b"23:59:58";
-        for at in 0..8 {
-            for b in 0..=255u8 {
-                let mut text = good;
-                text[at] = b;
-                let expected = text.iter().zip(b"00:00:00").all(|(&c, &p)| {
-                    if p == b'0' {
-                        c.is_ascii_digit()
-                    } else {
-                        c == p
-                    }
-                });
-                assert_eq!(clock.digits(word(&text)).is_some(), expected, "{text:?}");
+        for (pattern, good) in [(b"00:00:00", *b"23:59:58"), (b"?00:00??", *b"+01:30 x")] {
+            let shape = Shape::new(pattern);
+            for at in 0..8 {
+                for b in 0..=255u8 {
+                    let mut text = good;
+                    text[at] = b;
+                    let expected = text.iter().zip(pattern).all(|(&c, &p)| match p {
+                        b'0' => c.is_ascii_digit(),
+                        b'?' => true,
+                        _ => c == p,
+                    });
+                    assert_eq!(shape.digits(word(&text)).is_some(), expected, "{text:?}");
+                }
             }
         }
     }

@@ -342,8 +342,19 @@ pub fn parse_rfc3339_strict(input: &[u8]) -> Option<(DateTime, &[u8])> {
     let (offset_minutes, r) = match r.first()? {
         b'Z' => (0i16, &r[1..]),
         sign @ (b'+' | b'-') => {
-            let (oh, r2) = digits(&r[1..], 2)?;
-            let (om, r2) = digits(byte(r2, b':')?, 2)?;
+            // `±hh:mm` as one word when eight bytes are there (about 35 instructions less).
+            const OFFSET: Shape = Shape::new(b"?00:00??");
+            let (oh, om, r2) = match swar::load(r) {
+                Some(word) => {
+                    let p = swar::pairs(OFFSET.digits(word)?);
+                    (swar::byte(p, 1), swar::byte(p, 4), &r[6..])
+                }
+                None => {
+                    let (oh, r2) = digits(&r[1..], 2)?;
+                    let (om, r2) = digits(byte(r2, b':')?, 2)?;
+                    (oh, om, r2)
+                }
+            };
             if oh > 23 || om > 59 {
                 return None;
             }
@@ -759,6 +770,27 @@ mod tests {
         }
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn offsets_read_as_a_word_answer_as_offsets_read_byte_by_byte() {
+        // At the end of the input the offset is read byte by byte; with more after it, as one
+        // word. Every byte of it, changed to every value, is judged the same both ways.
+        let good = *b"2026-11-26T08:00:01.5-09:30";
+        for at in 21..good.len() {
+            for b in 0..=255u8 {
+                let mut text = good;
+                text[at] = b;
+                let alone = parse_rfc3339_strict(&text);
+                let followed = [&text[..], b" host"].concat();
+                let in_a_message = parse_rfc3339_strict(&followed);
+                assert_eq!(
+                    alone.map(|(t, rest)| (t, rest.len())),
+                    in_a_message.map(|(t, rest)| (t, rest.len() - 5)),
+                    "{text:?}"
+                );
+            }
+        }
     }
 
     #[test]
