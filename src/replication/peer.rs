@@ -192,33 +192,34 @@ impl PeerClient {
     }
 
     /// Sends one request and waits for its answer, within `timeout`.
+    ///
+    /// Cancel-safe: the connection is taken out for the exchange and put back only after a
+    /// whole one. Raft drops a call whose own timer runs out first (it starts before ours);
+    /// had the connection stayed, the next call would have read the dropped call's answer as
+    /// its own, or written after half a frame.
     pub async fn call(
         &mut self,
         kind: Kind,
         body: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
-        if self.conn.is_none() {
-            let io = self.connect().await?;
-            self.conn = Some(BufStream::with_capacity(64 << 10, 64 << 10, io));
-        }
-        let conn = self.conn.as_mut().expect("connected above");
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => BufStream::with_capacity(64 << 10, 64 << 10, self.connect().await?),
+        };
         let exchange = async {
-            write_frame(conn, kind as u8, body).await?;
-            read_frame(conn).await
+            write_frame(&mut conn, kind as u8, body).await?;
+            read_frame(&mut conn).await
         };
         match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok((_, answer))) => Ok(answer),
-            Ok(Err(e)) => {
-                self.conn = None;
-                Err(CallError::Network(e))
+            Ok(Ok((_, answer))) => {
+                self.conn = Some(conn);
+                Ok(answer)
             }
-            Err(_) => {
-                self.conn = None;
-                Err(CallError::Network(io::Error::other(format!(
-                    "no answer within {timeout:?}"
-                ))))
-            }
+            Ok(Err(e)) => Err(CallError::Network(e)),
+            Err(_) => Err(CallError::Network(io::Error::other(format!(
+                "no answer within {timeout:?}"
+            )))),
         }
     }
 }
@@ -380,4 +381,53 @@ pub async fn serve<H: Handler>(
 /// Binds the peer port.
 pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers each request with its own body, after `slow`'s delay for a body of `slow`.
+    struct Echo;
+
+    impl Handler for Echo {
+        async fn handle(&self, _kind: Kind, body: Vec<u8>) -> Result<Vec<u8>, String> {
+            if body == b"slow" {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            Ok(body)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_before_its_answer_leaves_no_answer_for_the_next_call() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop, shutdown) = crate::shutdown::channel();
+        let server = tokio::spawn(serve(listener, Arc::new(Echo), None, shutdown));
+        let mut client = PeerClient::new(&addr, None);
+        assert_eq!(
+            client
+                .call(Kind::Append, b"first", Duration::from_secs(5))
+                .await
+                .unwrap(),
+            b"first"
+        );
+        // Dropped by a caller's timer shorter than the server's delay, as Raft's own timer
+        // drops a call: the request went out, its answer had not come back.
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(100),
+            client.call(Kind::Append, b"slow", Duration::from_secs(5)),
+        )
+        .await;
+        assert!(dropped.is_err(), "the call should have been dropped");
+        for body in [&b"second"[..], b"third"] {
+            let answer = client
+                .call(Kind::Append, body, Duration::from_secs(5))
+                .await;
+            assert_eq!(answer.unwrap(), body, "each call gets its own answer");
+        }
+        stop.trigger();
+        let _ = server.await;
+    }
 }
