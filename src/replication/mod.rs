@@ -67,14 +67,22 @@ pub struct Replica {
     stop: ShutdownTrigger,
 }
 
+/// How long one snapshot chunk's call may take, the install after the last chunk included.
+const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 15 * 60 * 1000;
+
 fn raft_config(c: &ClusterConfig) -> Result<openraft::Config, String> {
     openraft::Config {
         cluster_name: "auditrelay".into(),
         heartbeat_interval: c.heartbeat_ms,
         election_timeout_min: c.election_timeout_ms,
         election_timeout_max: c.election_timeout_ms * 2,
-        // One RPC per snapshot chunk; a chunk is a few MB.
-        install_snapshot_timeout: 30_000,
+        // One RPC per snapshot chunk, a few MB; but the last one's answer waits for the
+        // install, which rewrites the whole store (minutes for a large one, more on a loaded
+        // machine). When this timer runs out, openraft abandons the transfer and starts it
+        // again from offset 0 with a fresh snapshot (openraft 0.9.25,
+        // network/snapshot_transport.rs): with 30 s, a follower whose install takes longer
+        // is sent the snapshot again after each install, and never counts as caught up.
+        install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
         snapshot_max_chunk_size: 4 << 20,
         // Each entry is a batch of up to a MB or so.
         max_payload_entries: 16,

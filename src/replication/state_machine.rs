@@ -205,6 +205,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let snapshots = self.snapshots.clone();
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let text = |e: &dyn std::fmt::Display| e.to_string();
             let incoming = snapshots.scratch("incoming.snap");
             let unpacked = snapshots.scratch("incoming.checkpoint");
@@ -224,7 +225,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             snapshots
                 .keep(&unpacked, &meta, Some(&incoming))
                 .map_err(|e| text(&e))?;
-            tracing::info!(snapshot = %meta, next_seq = store.next_seq(), "installed a snapshot");
+            tracing::info!(
+                snapshot = %meta,
+                next_seq = store.next_seq(),
+                seconds = started.elapsed().as_secs_f64(),
+                "installed a snapshot"
+            );
             Ok::<(), String>(())
         })
         .await

@@ -294,10 +294,21 @@ impl Cluster {
                 return line;
             }
             let ids: Vec<u64> = which.iter().map(|&i| self.nodes[i].id).collect();
-            assert!(
-                Instant::now() < deadline,
-                "nodes {ids:?} did not come to print the same digest within {limit:?}; last: {lines:#?}"
-            );
+            if Instant::now() >= deadline {
+                // What each node says of itself, and how its log ends, to show where it stopped.
+                for &i in which {
+                    let node = &self.nodes[i];
+                    eprintln!(
+                        "node {}: status {:?}\n{}",
+                        node.id,
+                        node.status(),
+                        log_tail(&node.log_text(), 40)
+                    );
+                }
+                panic!(
+                    "nodes {ids:?} did not come to print the same digest within {limit:?}; last: {lines:#?}"
+                );
+            }
             std::thread::sleep(Duration::from_secs(1));
         }
     }
