@@ -159,10 +159,13 @@ fn a_stopped_follower_catches_up_from_the_log() {
 /// the log it would need is gone, so it catches up by installing a snapshot, and ends with the
 /// same records as the others. Adding a node under an id already used is refused.
 #[test]
-#[ignore = "quarantined 2026-11-27: failed in each of five full tests/run.sh on a fresh \
-            2-core machine, f296ee1 included (the leader stopped accepting for minutes, or \
-            node 4 never installed the snapshot), and passed both times it ran without the rest \
-            of the suite. \
+#[ignore = "quarantined 2026-11-27: fails under load on a 2-core machine, passes alone. \
+            Seen: the leader stopped accepting for minutes; node 4 never installed the \
+            snapshot; and in three runs beside a CPU-bound process after the peer-call fix, \
+            one follower stayed hundreds of thousands of records behind for good. The run \
+            with logs showed two nodes each calling itself leader, and every AppendEntries, \
+            heartbeats between the two up-to-date nodes included, timing out at the 200 ms \
+            heartbeat interval (openraft's AppendEntries timeout). \
             Run it with `cargo test --test cluster -- --ignored`"]
 fn a_node_added_later_catches_up_through_a_snapshot() {
     let _one = one_at_a_time();
