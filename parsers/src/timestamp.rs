@@ -399,6 +399,23 @@ pub struct LegacyTime {
     pub offset_minutes: Option<i16>,
 }
 
+impl LegacyTime {
+    /// This time in `year` at `offset_minutes`, whatever its own year and zone.
+    fn in_year(&self, year: i32, offset_minutes: i16) -> DateTime {
+        DateTime {
+            year,
+            month: self.month,
+            day: self.day,
+            hour: self.hour,
+            minute: self.minute,
+            second: self.second,
+            nanos: self.nanos,
+            frac_digits: self.frac_digits,
+            offset_minutes,
+        }
+    }
+}
+
 /// Three bytes with bit 5 set, as one number. For a lower-case letter `l`, `b | 0x20 == l` holds
 /// only for `b == l` and its upper-case form, so this folds case for month names and nothing
 /// else can match one.
@@ -619,17 +636,7 @@ pub fn resolve(
 ) -> (DateTime, bool) {
     let offset = t.offset_minutes.unwrap_or(default_offset_minutes);
     let inferred = t.year.is_none() || t.offset_minutes.is_none();
-    let build = |year: i32| DateTime {
-        year,
-        month: t.month,
-        day: t.day,
-        hour: t.hour,
-        minute: t.minute,
-        second: t.second,
-        nanos: t.nanos,
-        frac_digits: t.frac_digits,
-        offset_minutes: offset,
-    };
+    let build = |year: i32| t.in_year(year, offset);
     if let Some(year) = t.year {
         return (build(year), inferred);
     }
@@ -827,7 +834,7 @@ mod tests {
         offset: i16,
     ) -> (DateTime, bool) {
         let now = received.unix_seconds();
-        // 29 February in three years without a leap day (2099 to 2101) becomes the 28th.
+        // 29 February in three years without a leap day (2025 to 2027) becomes the 28th.
         let day = if (-1..=1).any(|d| t.day <= days_in_month(received.year + d, t.month)) {
             t.day
         } else {
@@ -837,15 +844,8 @@ mod tests {
             .into_iter()
             .filter(|&y| day <= days_in_month(y, t.month))
             .map(|year| DateTime {
-                year,
-                month: t.month,
                 day,
-                hour: t.hour,
-                minute: t.minute,
-                second: t.second,
-                nanos: t.nanos,
-                frac_digits: t.frac_digits,
-                offset_minutes: offset,
+                ..t.in_year(year, offset)
             })
             .min_by_key(|dt| (dt.unix_seconds() - now).abs())
             .unwrap();
