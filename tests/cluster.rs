@@ -159,19 +159,17 @@ fn a_stopped_follower_catches_up_from_the_log() {
 /// the log it would need is gone, so it catches up by installing a snapshot, and ends with the
 /// same records as the others. Adding a node under an id already used is refused.
 #[test]
-#[ignore = "quarantined 2026-11-27: fails under load on a 2-core machine, passes alone. \
-            Seen: the leader stopped accepting for minutes; node 4 never installed the \
-            snapshot; and in three runs beside a CPU-bound process after the peer-call fix, \
-            one follower stayed hundreds of thousands of records behind for good. The run \
-            with logs showed two nodes each calling itself leader, and every AppendEntries, \
-            heartbeats between the two up-to-date nodes included, timing out at the 200 ms \
-            heartbeat interval (openraft's AppendEntries timeout). \
-            Run it with `cargo test --test cluster -- --ignored`"]
 fn a_node_added_later_catches_up_through_a_snapshot() {
     let _one = one_at_a_time();
     const N: u64 = 1_000_000;
     const CHUNK: u64 = 100_000;
-    const SNAPSHOTS: &str = "snapshot_every = 20\nlog_keep = 0";
+    // A 1 s heartbeat: openraft 0.9 gives each AppendEntries the heartbeat interval to be
+    // answered in, and with the default 200 ms a debug build on a loaded 2-core machine missed
+    // it often enough that a follower never caught up and two nodes each called itself
+    // leader: it failed 3 runs of 3 beside a CPU-bound process, and passed 2 of 2 with 1 s.
+    // That is a matter of its own, not of the snapshot catch-up this test is about.
+    const SNAPSHOTS: &str =
+        "snapshot_every = 20\nlog_keep = 0\nheartbeat_ms = 1000\nelection_timeout_ms = 5000";
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path(), 3, SNAPSHOTS);
     let leader = cluster.leader_index();
