@@ -7,6 +7,8 @@
 //! `serde_json` writes for the same values (tested), so stored records and their digests do not
 //! depend on which writer made them.
 
+use crate::swar::{below, HIGH, ONES};
+
 /// Appends `s` as a JSON string, quotes included.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     // Most strings of a record are short (names, hosts, the keys and values of `fields`):
@@ -15,8 +17,12 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     if bytes.len() <= SHORT {
         let mut text = [b' '; SHORT + 2];
         copy_short(&mut text[1..], bytes);
-        let (first, second) = text.split_at(8);
-        if exact_escapes(word(first)) | exact_escapes(word(second)) == 0 {
+        let (words, _) = text.as_chunks::<8>();
+        if words
+            .iter()
+            .fold(0, |flags, w| flags | exact_escapes(u64::from_le_bytes(*w)))
+            == 0
+        {
             text[0] = b'"';
             text[bytes.len() + 1] = b'"';
             out.extend_from_slice(&text);
@@ -106,13 +112,6 @@ fn write_tail(out: &mut Vec<u8>, whole: &[u8], tail: &[u8]) {
 /// The longest string [`write_str`] writes from the stack: with its quotes, two words.
 const SHORT: usize = 14;
 
-/// The first eight bytes of `bytes` as a little-endian word.
-fn word(bytes: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[..8]);
-    u64::from_le_bytes(w)
-}
-
 /// Copies `bytes` (under sixteen) to the start of `to` in pieces of eight, four, two and one
 /// bytes as its length's binary digits say: fixed-size copies, where a byte loop cost eight
 /// instructions a byte and a copy of unknown length is a call.
@@ -143,26 +142,23 @@ fn block_escapes(block: &[u8; 32]) -> bool {
         != 0
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// Non-zero when any byte of `word` is a control character, `"` or `\`. Each test is the
-/// classic "has a byte less than n" bit trick: exact as a yes/no for the whole word, and its
-/// lowest flagged byte is always a true one (a borrow only carries upwards, from a byte that
-/// matched into the bytes above it), so the lowest set bit is the first byte to escape.
+/// Non-zero when any byte of `word` is a control character, `"` or `\`. Each test is
+/// [`below`]: exact as a yes/no for the whole word, and its lowest flagged byte is always a
+/// true one, so the lowest set bit is the first byte to escape.
 fn escapes(word: u64) -> u64 {
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    control | has_zero(word ^ (ONES * u64::from(b'"'))) | has_zero(word ^ (ONES * u64::from(b'\\')))
+    let zero = |v: u64| below(v, 1);
+    below(word, 0x20)
+        | zero(word ^ (ONES * u64::from(b'"')))
+        | zero(word ^ (ONES * u64::from(b'\\')))
 }
 
 /// The high bit of each byte of `word` that is a control character, `"` or `\`, and of no
 /// other: unlike [`escapes`], no byte's test borrows from its neighbour's (each adds within
 /// its low seven bits, which cannot carry out of the byte).
 fn exact_escapes(word: u64) -> u64 {
-    const LOW: u64 = !HIGHS;
-    let zero = |v: u64| !(((v & LOW) + LOW) | v) & HIGHS;
-    let control = !(((word & LOW) + ONES * (0x80 - 0x20)) | word) & HIGHS;
+    const LOW: u64 = !HIGH;
+    let zero = |v: u64| !(((v & LOW) + LOW) | v) & HIGH;
+    let control = !(((word & LOW) + ONES * (0x80 - 0x20)) | word) & HIGH;
     control | zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\')))
 }
 

@@ -7,8 +7,10 @@
 //!
 //! Bytes are loaded little-endian, so the first byte of the text is the lowest byte of the word.
 
+/// One in every byte.
+pub const ONES: u64 = 0x0101_0101_0101_0101;
 /// The top bit of every byte.
-const HIGH: u64 = 0x8080_8080_8080_8080;
+pub const HIGH: u64 = 0x8080_8080_8080_8080;
 /// `0` in every byte: XOR with it turns an ASCII digit into its value, 0 to 9, and every other
 /// byte into 10 or more.
 const ZEROS: u64 = 0x3030_3030_3030_3030;
@@ -109,18 +111,23 @@ pub fn number(x: u64, n: usize) -> u32 {
     (v.wrapping_mul(1 + (10_000 << 32)) >> 32) as u32
 }
 
+/// The top bit of each byte of `word` below `n` (1 to 128), the classic "has a byte less than
+/// n" trick: exact as a yes/no for the whole word, and its lowest mark is always a true one.
+/// A byte below `n` borrows from the byte above it, which may then be marked too, so marks
+/// after the first are not to be trusted.
+#[inline(always)]
+pub fn below(word: u64, n: u8) -> u64 {
+    word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH
+}
+
 /// Where the first byte of `word` outside printable US-ASCII (33 to 126, RFC 5424's
 /// PRINTUSASCII) is, from 0 to 7, or 8 if every byte is printable.
 #[inline(always)]
 pub fn first_unprintable(word: u64) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // Below 33: the subtraction borrows from such a byte, and its top bit was clear. A borrow
-    // can only mark a byte after a byte that really is below 33, so the first mark is right.
-    let low = word.wrapping_sub(33 * ONES) & !word;
     // 127 and up: the top bit is set, or adding one sets it (only 0xFF carries, and it is
     // already marked).
-    let high = word | word.wrapping_add(ONES);
-    ((low | high) & HIGH).trailing_zeros() as usize / 8
+    let high = (word | word.wrapping_add(ONES)) & HIGH;
+    (below(word, 33) | high).trailing_zeros() as usize / 8
 }
 
 #[cfg(test)]
