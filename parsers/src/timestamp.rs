@@ -8,8 +8,13 @@ use std::fmt::{self, Write};
 
 use crate::swar::{self, Shape};
 
-/// `hh:mm:ss`, the clock of every timestamp shape.
-const CLOCK: Shape = Shape::new(b"00:00:00");
+/// `hh:mm:ss`, the clock of every timestamp shape, from one word: hour, minute and second
+/// (not yet checked against the clock).
+fn clock_word(word: u64) -> Option<[u32; 3]> {
+    const CLOCK: Shape = Shape::new(b"00:00:00");
+    let p = swar::pairs(CLOCK.digits(word)?);
+    Some([swar::byte(p, 0), swar::byte(p, 3), swar::byte(p, 6)])
+}
 
 /// A wall-clock time with a known UTC offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,21 +315,20 @@ fn valid_date(year: i32, month: u32, day: u32) -> bool {
 fn date_and_clock(input: &[u8], separator: impl Fn(u8) -> bool) -> Option<([u32; 6], &[u8])> {
     const DATE: Shape = Shape::new(b"0000-00-");
     let (head, rest) = input.split_first_chunk::<19>()?;
-    let date = DATE.digits(swar::load(head)?)?;
-    let clock = CLOCK.digits(swar::load(&head[11..])?)?;
+    let date = swar::pairs(DATE.digits(swar::load(head)?)?);
+    let [hour, minute, second] = clock_word(swar::load(&head[11..])?)?;
     let (d0, d1) = (head[8].wrapping_sub(b'0'), head[9].wrapping_sub(b'0'));
     if d0 > 9 || d1 > 9 || !separator(head[10]) {
         return None;
     }
-    let (date, clock) = (swar::pairs(date), swar::pairs(clock));
     Some((
         [
             swar::byte(date, 0) * 100 + swar::byte(date, 2),
             swar::byte(date, 5),
             u32::from(d0 * 10 + d1),
-            swar::byte(clock, 0),
-            swar::byte(clock, 3),
-            swar::byte(clock, 6),
+            hour,
+            minute,
+            second,
         ],
         rest,
     ))
@@ -461,14 +465,17 @@ struct Clock {
 
 /// `hh:mm:ss[.fraction]`.
 fn clock(input: &[u8]) -> Option<(Clock, &[u8])> {
-    if let Some(x) = swar::load(input).and_then(|w| CLOCK.digits(w)) {
-        let p = swar::pairs(x);
-        let (h, m, s) = (swar::byte(p, 0), swar::byte(p, 3), swar::byte(p, 6));
-        return clock_after_seconds(h, m, s, &input[8..]);
-    }
-    let (h, r) = digits(input, 2)?;
-    let (m, r) = digits(byte(r, b':')?, 2)?;
-    let (s, r) = digits(byte(r, b':')?, 2)?;
+    // As one word when eight bytes are there; the byte-by-byte reader only at the very end of
+    // the input (on eight bytes it accepts exactly what the word reader does).
+    let ([h, m, s], r) = match swar::load(input) {
+        Some(word) => (clock_word(word)?, &input[8..]),
+        None => {
+            let (h, r) = digits(input, 2)?;
+            let (m, r) = digits(byte(r, b':')?, 2)?;
+            let (s, r) = digits(byte(r, b':')?, 2)?;
+            ([h, m, s], r)
+        }
+    };
     clock_after_seconds(h, m, s, r)
 }
 
