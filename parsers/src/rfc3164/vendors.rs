@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::{Dialect, LegacyTimestamp, Rfc3164Message};
+use super::{token, Dialect, LegacyTimestamp, Rfc3164Message};
 use crate::payload::{key_values_in, offset_within, text, Checked, Fields};
 use crate::pri::Pri;
 use crate::timestamp::parse_iso8601;
@@ -88,10 +88,7 @@ fn date_time_span<'a>(body: &'a [u8], date_key: &str, time: &str) -> &'a [u8] {
     let start = offset_within(body, date_key.as_bytes());
     let end = offset_within(body, time.as_bytes()).map(|at| {
         let value_end = at + time.len();
-        body[value_end..]
-            .iter()
-            .position(|&c| c == b' ')
-            .map_or(body.len(), |n| value_end + n)
+        value_end + token(&body[value_end..]).0.len()
     });
     match (start, end) {
         (Some(start), Some(end)) if start < end => &body[start..end],
