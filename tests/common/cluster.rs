@@ -284,6 +284,20 @@ impl Cluster {
             .collect()
     }
 
+    /// Prints what each node in `which` says of itself and the last `lines` of its log, to
+    /// show where a test that is about to fail stopped.
+    pub fn report(&self, which: &[usize], lines: usize) {
+        for &i in which {
+            let node = &self.nodes[i];
+            eprintln!(
+                "node {}: status {:?}\n{}",
+                node.id,
+                node.status(),
+                log_tail(&node.log_text(), lines)
+            );
+        }
+    }
+
     /// Waits until the nodes in `which` all print the same digest line; returns it.
     pub fn wait_same_digest(&self, which: &[usize], limit: Duration) -> String {
         let deadline = Instant::now() + limit;
@@ -295,16 +309,7 @@ impl Cluster {
             }
             let ids: Vec<u64> = which.iter().map(|&i| self.nodes[i].id).collect();
             if Instant::now() >= deadline {
-                // What each node says of itself, and how its log ends, to show where it stopped.
-                for &i in which {
-                    let node = &self.nodes[i];
-                    eprintln!(
-                        "node {}: status {:?}\n{}",
-                        node.id,
-                        node.status(),
-                        log_tail(&node.log_text(), 40)
-                    );
-                }
+                self.report(which, 40);
                 panic!(
                     "nodes {ids:?} did not come to print the same digest within {limit:?}; last: {lines:#?}"
                 );
