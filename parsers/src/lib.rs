@@ -35,7 +35,7 @@ use pri::DEFAULT_PRI;
 use record::trim_trailer;
 pub use record::{EventTime, Format, Record, Source};
 use rfc3164::{Dialect, Rfc3164Options};
-use rfc5424::{parse_rfc5424_checked, Rfc5424Options};
+use rfc5424::{parse_rfc5424_checked, Rfc5424Options, Start};
 use timestamp::{resolve, DateTime};
 
 /// Which syslog format to expect.
@@ -70,9 +70,9 @@ pub fn parse<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) -> 
     let frame = Frame { raw, input };
     match options.format {
         FormatChoice::Rfc5424 => from_rfc5424(frame, received, Rfc5424Options::default(), None),
-        FormatChoice::Rfc3164 => from_rfc3164(frame, received, options),
-        FormatChoice::Auto => match rfc5424::head(input) {
-            Some(head) => from_rfc5424(
+        FormatChoice::Rfc3164 => from_rfc3164(frame, received, options, pri::parse_pri(input)),
+        FormatChoice::Auto => match rfc5424::start(input) {
+            Start::Rfc5424(head) => from_rfc5424(
                 frame,
                 received,
                 Rfc5424Options {
@@ -80,7 +80,7 @@ pub fn parse<'a>(raw: &'a [u8], received: &DateTime, options: &ParseOptions) -> 
                 },
                 Some(head),
             ),
-            None => from_rfc3164(frame, received, options),
+            Start::Legacy(pri) => from_rfc3164(frame, received, options, pri),
         },
     }
 }
@@ -108,7 +108,7 @@ fn raw_record<'a>(
 // The records below are built as one struct literal in return position: profiling showed
 // that building a default record and filling it in spent a tenth of the parse time moving it.
 
-/// `head` is [`rfc5424::head`] of the trimmed frame, when auto mode has read it already.
+/// `head` is [`rfc5424::start`]'s head of the trimmed frame, when auto mode has read it already.
 fn from_rfc5424<'a>(
     Frame { raw, input }: Frame<'a>,
     received: &DateTime,
@@ -170,10 +170,12 @@ fn payload_fields(msg: &[u8]) -> Option<(Dialect, payload::Fields<'_>)> {
         .or_else(|| parse_leef(msg).map(|f| (Dialect::Leef, f)))
 }
 
+/// `pri` is [`pri::parse_pri`] of the trimmed frame, read once by the caller.
 fn from_rfc3164<'a>(
     Frame { raw, input }: Frame<'a>,
     received: &DateTime,
     options: &ParseOptions,
+    pri: Result<(&'a [u8], pri::Pri), pri::PriError>,
 ) -> Record<'a> {
     let legacy = Rfc3164Options {
         key_values: options.key_values,
@@ -181,7 +183,7 @@ fn from_rfc3164<'a>(
     // Checked over the whole frame (the trailer is ASCII): pieces of `input` borrow from it, and
     // the JSON's `raw` needs no second check.
     let checked = Checked::new(raw);
-    let m = match rfc3164::parse_checked(checked, input, legacy) {
+    let m = match rfc3164::parse_checked(checked, input, pri, legacy) {
         Ok(m) => m,
         Err(e) => return raw_record(raw, received, e.to_string(), None),
     };

@@ -160,37 +160,55 @@ const TAG_CHAR: [bool; 256] = {
 };
 
 /// A TAG and what follows it.
+#[derive(Debug, PartialEq)]
 struct Tag<'a> {
     name: &'a [u8],
     pid: Option<&'a [u8]>,
     rest: &'a [u8],
 }
 
-/// `tag[pid]:`, `tag:` or a Cisco `%FAC-SEV-MNEMONIC:`.
+/// `tag[pid]:`, `tag:` or a Cisco `%FAC-SEV-MNEMONIC:`. Read in one pass over the name and
+/// one over the pid: cutting the token at its space first and then searching it for `:` and
+/// `[` read the TAG four times over (bench/parse-instructions.sh).
 fn tag(input: &[u8]) -> Option<Tag<'_>> {
-    let (tok, _) = token(input);
-    let colon = tok.iter().position(|&c| c == b':')?;
-    let head = &tok[..colon];
-    let (name, pid) = match head.iter().position(|&c| c == b'[') {
-        Some(open) if head.last() == Some(&b']') => {
-            (&head[..open], Some(&head[open + 1..head.len() - 1]))
-        }
-        Some(_) => return None,
-        None => (head, None),
-    };
     // `%` only opens a Cisco mnemonic.
-    let body = name.strip_prefix(b"%").unwrap_or(name);
-    let name_ok =
-        !name.is_empty() && name.len() <= MAX_TAG && body.iter().all(|&c| TAG_CHAR[usize::from(c)]);
-    if !name_ok || pid.is_some_and(|p| p.is_empty() || p.contains(&b' ')) {
+    let body_start = usize::from(input.first() == Some(&b'%'));
+    let name_end = input[body_start..]
+        .iter()
+        .position(|&c| !TAG_CHAR[usize::from(c)])
+        .map_or(input.len(), |n| body_start + n);
+    let name = &input[..name_end];
+    if name.is_empty() || name.len() > MAX_TAG {
         return None;
     }
+    let (pid, colon) = match input.get(name_end) {
+        Some(b':') => (None, name_end),
+        Some(b'[') => {
+            // The pid runs to the first `:` of the word, and the word must not end first.
+            let open = name_end + 1;
+            let colon = open + input[open..].iter().position(|&c| c == b':' || c == b' ')?;
+            if input[colon] != b':' || input[colon - 1] != b']' || colon - 1 == open {
+                return None;
+            }
+            (Some(&input[open..colon - 1]), colon)
+        }
+        _ => return None,
+    };
     let rest = &input[colon + 1..];
     Some(Tag {
         name,
         pid,
         rest: rest.strip_prefix(b" ").unwrap_or(rest),
     })
+}
+
+/// MikroTik topics at the start of `rest`: the first byte turns away nearly every TAG before
+/// the word is cut.
+fn topics_at(rest: &[u8]) -> Option<&[u8]> {
+    if !rest.first().is_some_and(u8::is_ascii_lowercase) {
+        return None;
+    }
+    vendors::mikrotik_topics(token(rest).0)
 }
 
 /// CEF and LEEF start with `NAME:`, which would otherwise be read as a TAG.
@@ -204,16 +222,18 @@ pub fn parse_rfc3164(
     input: &[u8],
     options: Rfc3164Options,
 ) -> Result<Rfc3164Message<'_>, Rfc3164Error> {
-    parse_checked(Checked::new(input), input, options)
+    parse_checked(Checked::new(input), input, parse_pri(input), options)
 }
 
-/// [`parse_rfc3164`] on input already checked as UTF-8 (`checked` covers `input`).
+/// [`parse_rfc3164`] on input already checked as UTF-8 (`checked` covers `input`), with its
+/// PRI already read (`pri` is [`parse_pri`] of `input`).
 pub(crate) fn parse_checked<'a>(
     checked: Checked<'a>,
     input: &'a [u8],
+    pri: Result<(&'a [u8], Pri), PriError>,
     options: Rfc3164Options,
 ) -> Result<Rfc3164Message<'a>, Rfc3164Error> {
-    let (body, pri) = match parse_pri(input) {
+    let (body, pri) = match pri {
         Ok((rest, pri)) => (rest, Some(pri)),
         Err(PriError::Missing) => (input, None),
         Err(PriError::OutOfRange) => return Err(Rfc3164Error::InvalidPri),
@@ -266,7 +286,7 @@ pub(crate) fn parse_checked<'a>(
             device_timestamp = p.timestamp.map(|(ts, _)| ts.raw);
             rest = p.rest;
         }
-    } else if pri.is_none() && vendors::mikrotik_topics(token(rest).0).is_none() {
+    } else if pri.is_none() && topics_at(rest).is_none() {
         return Err(Rfc3164Error::NoPriNoHeader);
     }
 
@@ -279,7 +299,7 @@ pub(crate) fn parse_checked<'a>(
         m.fields
             .push(("device_timestamp".into(), checked.text(raw)));
     }
-    if let Some(topics) = vendors::mikrotik_topics(token(rest).0) {
+    if let Some(topics) = topics_at(rest) {
         m.app_name = Some(topics);
         m.dialect = Some(Dialect::Mikrotik);
         m.fields.push(("topics".into(), checked.text(topics)));

@@ -196,3 +196,71 @@ fn pri_only_content_is_kept_as_message() {
     assert_eq!((m.timestamp, m.hostname, m.app_name), (None, None, None));
     assert_eq!(m.msg, b"just some words");
 }
+
+/// The TAG reader before it became one pass: cut the word at its space, then find `:` and `[`
+/// in it. The one-pass reader must give the same answers.
+fn reference_tag(input: &[u8]) -> Option<Tag<'_>> {
+    let tok = &input[..input.iter().position(|&c| c == b' ').unwrap_or(input.len())];
+    let colon = tok.iter().position(|&c| c == b':')?;
+    let head = &tok[..colon];
+    let (name, pid) = match head.iter().position(|&c| c == b'[') {
+        Some(open) if head.last() == Some(&b']') => {
+            (&head[..open], Some(&head[open + 1..head.len() - 1]))
+        }
+        Some(_) => return None,
+        None => (head, None),
+    };
+    let body = name.strip_prefix(b"%").unwrap_or(name);
+    let name_ok =
+        !name.is_empty() && name.len() <= MAX_TAG && body.iter().all(|&c| TAG_CHAR[usize::from(c)]);
+    if !name_ok || pid.is_some_and(|p| p.is_empty() || p.contains(&b' ')) {
+        return None;
+    }
+    let rest = &input[colon + 1..];
+    Some(Tag {
+        name,
+        pid,
+        rest: rest.strip_prefix(b" ").unwrap_or(rest),
+    })
+}
+
+#[test]
+fn tags_of_real_shapes_read_as_before() {
+    let cases: [&[u8]; 12] = [
+        b"sshd[4321]: Accepted",
+        b"%SYS-5-CONFIG_I: Configured",
+        b"%: x",
+        b":",
+        b"a[]: x",
+        b"a[1[2]: x",
+        b"a[1] x: y",
+        b"a[1]x: y",
+        b"kernel:",
+        b"%%SYS: x",
+        b"su: (to root)",
+        b"no tag here",
+    ];
+    for input in cases {
+        assert_eq!(tag(input), reference_tag(input), "{input:?}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn tags_read_as_before_on_any_input(
+        input in proptest::collection::vec(
+            proptest::sample::select(b"ab1%[]: -_./\xc3\xa9\t".to_vec()), 0..24)
+    ) {
+        proptest::prop_assert_eq!(tag(&input), reference_tag(&input));
+    }
+
+    #[test]
+    fn long_tags_read_as_before(name_len in 60usize..70, pid in proptest::option::of(0u32..99)) {
+        let mut input = vec![b'a'; name_len];
+        if let Some(pid) = pid {
+            input.extend_from_slice(format!("[{pid}]").as_bytes());
+        }
+        input.extend_from_slice(b": text");
+        proptest::prop_assert_eq!(tag(&input), reference_tag(&input));
+    }
+}
