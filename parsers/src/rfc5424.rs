@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use nom::bytes::complete::take_while_m_n;
+use nom::character::complete::digit1;
 use nom::IResult;
 
 use crate::payload::Checked;
@@ -307,13 +307,19 @@ fn version<'a>(cur: &Cursor<'a>, input: &'a [u8]) -> Res<'a, u16> {
 }
 
 /// VERSION (one to three digits, not starting with 0) and the space after it; on failure,
-/// where the fault is.
+/// where the fault is. nom's `digit1` finds the digits: with `take_while_m_n(1, 3, …)` a
+/// short message took 51 instructions more (1,530 against 1,479, bench/parse-instructions.sh).
 fn version_number(input: &[u8]) -> Result<(&[u8], u16), &[u8]> {
-    let r: IResult<&[u8], &[u8]> = take_while_m_n(1, 3, |c: u8| c.is_ascii_digit())(input);
+    let r: IResult<&[u8], &[u8]> = digit1(input);
     let (rest, digits) = r.map_err(|_| input)?;
     if digits[0] == b'0' {
         return Err(input);
     }
+    // A fourth digit is where VERSION went wrong.
+    let (digits, rest) = match digits.len() {
+        1..=3 => (digits, rest),
+        _ => (&digits[..3], &input[3..]),
+    };
     let rest = rest.strip_prefix(b" ").ok_or(rest)?;
     let v = digits
         .iter()
@@ -687,5 +693,32 @@ mod tests {
         let long_app = format!("<1>1 - - {} - - -", "a".repeat(49));
         let e = parse_rfc5424(long_app.as_bytes(), STRICT).unwrap_err();
         assert_eq!(e.kind, Rfc5424ErrorKind::AppName);
+    }
+
+    /// VERSION as `take_while_m_n(1, 3, …)` read it before `digit1` did.
+    fn reference_version(input: &[u8]) -> Result<(&[u8], u16), &[u8]> {
+        let n = input
+            .iter()
+            .take(3)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if n == 0 || input[0] == b'0' {
+            return Err(input);
+        }
+        let rest = input[n..].strip_prefix(b" ").ok_or(&input[n..])?;
+        let v = input[..n]
+            .iter()
+            .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+        Ok((rest, v))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn version_reads_as_before_with_its_fault_at_the_same_place(
+            input in proptest::collection::vec(
+                proptest::sample::select(b"0159 x-".to_vec()), 0..8)
+        ) {
+            proptest::prop_assert_eq!(version_number(&input), reference_version(&input));
+        }
     }
 }
