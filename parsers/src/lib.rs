@@ -20,6 +20,8 @@
 
 pub mod framing;
 mod json;
+#[cfg(test)]
+mod oracle;
 pub mod payload;
 pub mod pri;
 pub mod record;
