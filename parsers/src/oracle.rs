@@ -6,5 +6,5 @@ use proptest::strategy::Strategy;
 
 /// Byte strings of up to `max` bytes, each byte one of `alphabet`.
 pub(crate) fn bytes_of(alphabet: &'static [u8], max: usize) -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec(proptest::sample::select(alphabet), 0..max)
+    proptest::collection::vec(proptest::sample::select(alphabet), 0..=max)
 }

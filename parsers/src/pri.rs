@@ -115,7 +115,7 @@ pub enum PriError {
 }
 
 /// Parses `<PRIVAL>` strictly: 1 to 3 digits, no leading zero except `<0>`, at most 191.
-/// Written by hand: it runs twice per message and nom's general combinators cost more here.
+/// Written by hand: it runs on every message and nom's general combinators cost more here.
 pub fn parse_pri(input: &[u8]) -> Result<(&[u8], Pri), PriError> {
     let Some(body) = input.strip_prefix(b"<") else {
         return Err(PriError::Missing);

@@ -236,6 +236,7 @@ pub(crate) fn parse_checked<'a>(
     pri: Result<(&'a [u8], Pri), PriError>,
     options: Rfc3164Options,
 ) -> Result<Rfc3164Message<'a>, Rfc3164Error> {
+    debug_assert_eq!(pri, parse_pri(input), "the PRI handed in is the input's");
     let (body, pri) = match pri {
         Ok((rest, pri)) => (rest, Some(pri)),
         Err(PriError::Missing) => (input, None),

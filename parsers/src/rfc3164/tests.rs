@@ -254,8 +254,14 @@ proptest::proptest! {
     }
 
     #[test]
-    fn long_tags_read_as_before(name_len in 60usize..70, pid in proptest::option::of(0u32..99)) {
-        let mut input = vec![b'a'; name_len];
+    fn long_tags_read_as_before(
+        mnemonic in proptest::bool::ANY,
+        name_len in 60usize..70,
+        pid in proptest::option::of(0u32..99),
+    ) {
+        // The 64-byte limit counts a mnemonic's `%`.
+        let mut input = if mnemonic { vec![b'%'] } else { Vec::new() };
+        input.resize(name_len, b'a');
         if let Some(pid) = pid {
             input.extend_from_slice(format!("[{pid}]").as_bytes());
         }
