@@ -106,14 +106,15 @@ impl Ingest {
     ) -> PreparedRecord {
         let received_micros = received.micros;
         let options = self.options_for(peer);
-        let mut record = parse(bytes, &received.time, &options);
-        record.source = Some(Source {
+        let source = Source {
             ip: Cow::Borrowed(&peer.ip),
             port: peer.port,
             transport: self.config.url.transport.record_name(),
             listener: Cow::Borrowed(&self.config.name),
             tls_peer: peer.tls_peer.as_deref().map(Cow::Borrowed),
-        });
+        };
+        let mut record = parse(bytes, &received.time, &options);
+        record.source = Some(&source);
         if let Some(defect) = defect {
             record.add_parse_error(defect);
             if defect.contains("truncated") {
