@@ -203,10 +203,10 @@ impl ListenerMetrics {
             .unwrap_or(0)]
     }
 
-    pub fn parsed(&self, format: Format, dialect: Option<&str>) -> &Counter {
+    pub fn parsed(&self, format: Format, dialect: Option<Dialect>) -> &Counter {
         let f = FORMATS.iter().position(|x| *x == format).unwrap_or(2);
         let d = dialect
-            .and_then(|name| Dialect::ALL.iter().position(|x| x.name() == name))
+            .and_then(|dialect| Dialect::ALL.iter().position(|x| *x == dialect))
             .unwrap_or(Dialect::ALL.len());
         &self.parsed[f * (Dialect::ALL.len() + 1) + d]
     }

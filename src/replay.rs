@@ -86,7 +86,7 @@ pub fn replay(
                 summary.frames += 1;
                 *summary.by_format.entry(record.format.name()).or_default() += 1;
                 if let Some(d) = record.dialect {
-                    *summary.by_dialect.entry(d).or_default() += 1;
+                    *summary.by_dialect.entry(d.name()).or_default() += 1;
                 }
                 line.clear();
                 record.write_json(&mut line);

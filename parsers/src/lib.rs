@@ -131,7 +131,7 @@ fn from_rfc5424<'a>(
         .filter(|msg| !msg.bytes.is_empty())
         .map(|msg| msg.bytes);
     let (dialect, fields) = match msg.and_then(payload_fields) {
-        Some((dialect, fields)) => (Some(dialect.name()), fields),
+        Some((dialect, fields)) => (Some(dialect), fields),
         None => (None, Vec::new()),
     };
     Record {
@@ -197,7 +197,7 @@ fn from_rfc3164<'a>(
         received_at: Some(*received),
         source: None,
         format: Format::Rfc3164,
-        dialect: m.dialect.map(Dialect::name),
+        dialect: m.dialect,
         pri: Some(m.pri.unwrap_or(DEFAULT_PRI)),
         pri_inferred: m.pri.is_none(),
         version: None,
