@@ -143,7 +143,8 @@ fn hostname(token: &[u8]) -> bool {
     if is_ip_address(token) {
         return true;
     }
-    token.iter().all(|&c| is_hostname_char(c)) && vendors::mikrotik_topics(token).is_none()
+    // No MikroTik topic list passes this: its parts are joined by commas.
+    token.iter().all(|&c| is_hostname_char(c))
 }
 
 /// Bytes a TAG is made of, as a table: one lookup per byte instead of a chain of comparisons
@@ -200,15 +201,6 @@ fn tag(input: &[u8]) -> Option<Tag<'_>> {
         pid,
         rest: rest.strip_prefix(b" ").unwrap_or(rest),
     })
-}
-
-/// MikroTik topics at the start of `rest`: the first byte turns away nearly every TAG before
-/// the word is cut.
-fn topics_at(rest: &[u8]) -> Option<&[u8]> {
-    if !rest.first().is_some_and(u8::is_ascii_lowercase) {
-        return None;
-    }
-    vendors::mikrotik_topics(token(rest).0)
 }
 
 /// CEF and LEEF start with `NAME:`, which would otherwise be read as a TAG.
@@ -290,7 +282,7 @@ pub(crate) fn parse_checked<'a>(
             device_timestamp = p.timestamp.map(|(ts, _)| ts.raw);
             rest = p.rest;
         }
-    } else if pri.is_none() && topics_at(rest).is_none() {
+    } else if pri.is_none() && vendors::mikrotik_topics(rest).is_none() {
         return Err(Rfc3164Error::NoPriNoHeader);
     }
 
@@ -303,7 +295,7 @@ pub(crate) fn parse_checked<'a>(
         m.fields
             .push(("device_timestamp".into(), checked.text(raw)));
     }
-    if let Some(topics) = topics_at(rest) {
+    if let Some(topics) = vendors::mikrotik_topics(rest) {
         m.app_name = Some(topics);
         m.dialect = Some(Dialect::Mikrotik);
         m.fields.push(("topics".into(), checked.text(topics)));

@@ -97,11 +97,19 @@ fn date_time_span<'a>(body: &'a [u8], date_key: &str, time: &str) -> &'a [u8] {
 }
 
 /// MikroTik RouterOS puts its log topics where the TAG would be: `system,info,account`.
-/// A topic list has at least two lower-case parts, one of them a severity topic.
-pub(super) fn mikrotik_topics(token: &[u8]) -> Option<&[u8]> {
+/// A topic list has at least two lower-case parts, one of them a severity topic. Returns the
+/// word at the start of `input` when it is one. Inlined, so that the first-byte test costs a
+/// message no call (bench/parse-instructions.sh: called, Cisco IOS took 22 instructions more).
+#[inline(always)]
+pub(super) fn mikrotik_topics(input: &[u8]) -> Option<&[u8]> {
     const SEVERITIES: [&[u8]; 5] = [b"info", b"warning", b"error", b"critical", b"debug"];
-    // Topics are lower case: this first test turns away TAGs and mnemonics before any scan.
-    if !token.first().is_some_and(u8::is_ascii_lowercase) || !token.contains(&b',') {
+    // Topics are lower case: this first test turns away TAGs and mnemonics before the word is
+    // even cut.
+    if !input.first().is_some_and(u8::is_ascii_lowercase) {
+        return None;
+    }
+    let token = token(input).0;
+    if !token.contains(&b',') {
         return None;
     }
     let mut parts = token.split(|&c| c == b',');
