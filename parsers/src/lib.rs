@@ -177,7 +177,7 @@ fn from_rfc3164<'a>(
     Frame { raw, input }: Frame<'a>,
     received: &DateTime,
     options: &ParseOptions,
-    pri: Result<(&'a [u8], pri::Pri), pri::PriError>,
+    pri: pri::PriRead<'a>,
 ) -> Record<'a> {
     let legacy = Rfc3164Options {
         key_values: options.key_values,

@@ -114,9 +114,13 @@ pub enum PriError {
     OutOfRange,
 }
 
+/// What [`parse_pri`] read: the rest of the input and the PRI, or why there is none. Handed on
+/// as it is, so that a parser after the first need not read the PRI again.
+pub type PriRead<'a> = Result<(&'a [u8], Pri), PriError>;
+
 /// Parses `<PRIVAL>` strictly: 1 to 3 digits, no leading zero except `<0>`, at most 191.
 /// Written by hand: it runs on every message and nom's general combinators cost more here.
-pub fn parse_pri(input: &[u8]) -> Result<(&[u8], Pri), PriError> {
+pub fn parse_pri(input: &[u8]) -> PriRead<'_> {
     let Some(body) = input.strip_prefix(b"<") else {
         return Err(PriError::Missing);
     };

@@ -11,7 +11,7 @@ use nom::character::complete::digit1;
 use nom::IResult;
 
 use crate::payload::Checked;
-use crate::pri::{parse_pri, Pri, PriError};
+use crate::pri::{parse_pri, Pri, PriRead};
 use crate::swar;
 use crate::timestamp::{parse_rfc3339_strict, DateTime};
 
@@ -343,7 +343,7 @@ pub(crate) struct Head<'a> {
 /// message's 2,658 instructions, bench/parse-instructions.sh).
 pub(crate) enum Start<'a> {
     Rfc5424(Head<'a>),
-    Legacy(Result<(&'a [u8], Pri), PriError>),
+    Legacy(PriRead<'a>),
 }
 
 /// Reads PRI and VERSION once and says which parser goes on from there.

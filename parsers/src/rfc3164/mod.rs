@@ -16,7 +16,7 @@ use std::str::FromStr;
 pub use dialect::Dialect;
 
 use crate::payload::{Checked, Fields};
-use crate::pri::{parse_pri, Pri, PriError};
+use crate::pri::{parse_pri, Pri, PriError, PriRead};
 use crate::timestamp::{parse_bsd, parse_iso8601, parse_year_first, LegacyTime};
 
 /// The longest TAG we accept; RFC 3164 says 32, real daemons write longer ones.
@@ -225,7 +225,7 @@ pub fn parse_rfc3164(
 pub(crate) fn parse_checked<'a>(
     checked: Checked<'a>,
     input: &'a [u8],
-    pri: Result<(&'a [u8], Pri), PriError>,
+    pri: PriRead<'a>,
     options: Rfc3164Options,
 ) -> Result<Rfc3164Message<'a>, Rfc3164Error> {
     debug_assert_eq!(pri, parse_pri(input), "the PRI handed in is the input's");
