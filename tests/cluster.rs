@@ -174,23 +174,12 @@ fn a_node_added_later_catches_up_through_a_snapshot() {
     let mut cluster = Cluster::start(dir.path(), 3, SNAPSHOTS);
     let leader = cluster.leader_index();
     let tcp = cluster.nodes[leader].tcp_port;
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     for chunk in 0..N / CHUNK {
         let end = (chunk + 1) * CHUNK;
         send_tcp(tcp, &frames(chunk * CHUNK..end));
-        // A chunk takes a few seconds; the bound is for a stall, which prints what every node
-        // says of itself before failing.
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while cluster.nodes[leader].accepted() < end as f64 {
-            if Instant::now() > deadline {
-                cluster.report(&[0, 1, 2], 30);
-                panic!(
-                    "the leader accepted {} of {end} messages within 120 s",
-                    cluster.nodes[leader].accepted()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // A chunk takes a few seconds; the bound is for a stall.
+        cluster.wait_accepted(leader, end, Duration::from_secs(120));
         eprintln!("{end} accepted after {:.1?}", started.elapsed());
     }
     let before = cluster.wait_same_digest(&[0, 1, 2], Duration::from_secs(120));

@@ -298,6 +298,24 @@ impl Cluster {
         }
     }
 
+    /// Waits until node `i` has accepted `n` messages. Unlike [`Node::wait_accepted`], a
+    /// timeout first prints what every node says of itself, to show where the cluster stalled.
+    pub fn wait_accepted(&self, i: usize, n: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.nodes[i].accepted() < n as f64 {
+            if Instant::now() > deadline {
+                let all: Vec<usize> = (0..self.nodes.len()).collect();
+                self.report(&all, 30);
+                panic!(
+                    "node {} accepted {} of {n} messages within {limit:?}",
+                    self.nodes[i].id,
+                    self.nodes[i].accepted()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until the nodes in `which` all print the same digest line; returns it.
     pub fn wait_same_digest(&self, which: &[usize], limit: Duration) -> String {
         let deadline = Instant::now() + limit;
