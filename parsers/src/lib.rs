@@ -151,10 +151,11 @@ fn from_rfc5424<'a>(
         proc_id: m.proc_id.map(Cow::Borrowed),
         msg_id: m.msg_id.map(Cow::Borrowed),
         message: msg.map(|m| checked.text(m)),
+        header_fields: Default::default(),
         fields,
-        parse_error: m
-            .has_duplicate_sd_id
-            .then(|| "repeated SD-ID kept (RFC 5424 section 6.3.2 forbids it)".to_string()),
+        parse_error: m.has_duplicate_sd_id.then(|| {
+            Box::new("repeated SD-ID kept (RFC 5424 section 6.3.2 forbids it)".to_string())
+        }),
         structured_data: m.structured_data,
         raw,
         raw_text: checked.whole(),
@@ -210,6 +211,7 @@ fn from_rfc3164<'a>(
         msg_id: None,
         structured_data: Vec::new(),
         message: (!m.msg.is_empty()).then(|| checked.text(m.msg)),
+        header_fields: m.header,
         fields: m.fields,
         parse_error: None,
         raw,
@@ -292,6 +294,40 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.contains(r#""fields":{"axb":"1","ayb":"2","ab":"4","azb":"5","a":"7"}"#),
+            "{text}"
+        );
+    }
+
+    /// The header's fields are written first, in their order, and a payload key that repeats
+    /// one of them is left out, as if all were one list.
+    #[test]
+    fn header_fields_come_first_and_win_over_the_payload() {
+        let input = b"<13>Nov 26 08:00:04 host 12: *Nov 26 08:00:04: CEF:0|V|P|1|100|n|5|sequence=4 clock=x device_timestamp=y a=b";
+        let text = String::from_utf8(parse(input, &received(), &ParseOptions::default()).to_json())
+            .unwrap();
+        assert!(
+            text.contains(concat!(
+                r#""fields":{"device_timestamp":"Nov 26 08:00:04","sequence":"12","#,
+                r#""cef_version":"0","device_vendor":"V","device_product":"P","#,
+                r#""device_version":"1","signature_id":"100","name":"n","severity":"5","#,
+                r#""clock":"x","a":"b"}"#
+            )),
+            "{text}"
+        );
+        let text = String::from_utf8(
+            parse(
+                b"<13>12: *Nov 26 08:00:04: %SYS-5-CONFIG_I: by \xff admin",
+                &received(),
+                &ParseOptions::default(),
+            )
+            .to_json(),
+        )
+        .unwrap();
+        assert!(
+            text.contains(concat!(
+                r#""fields":{"clock":"unsynchronized","sequence":"12","facility":"SYS","#,
+                r#""severity":"5","mnemonic":"CONFIG_I"}"#
+            )),
             "{text}"
         );
     }

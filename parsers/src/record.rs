@@ -8,7 +8,7 @@ use base64::Engine;
 use crate::json::{key, write_array, write_str, write_str_content, Object};
 use crate::payload::{offset_within, Fields};
 use crate::pri::Pri;
-use crate::rfc3164::Dialect;
+use crate::rfc3164::{Dialect, HeaderFields};
 use crate::rfc5424::SdElement;
 use crate::timestamp::DateTime;
 
@@ -79,8 +79,12 @@ pub struct Record<'a> {
     pub msg_id: Option<Cow<'a, str>>,
     pub structured_data: Vec<SdElement<'a>>,
     pub message: Option<Cow<'a, str>>,
+    /// Fields a legacy header carries in fixed places; written first in `fields`.
+    pub header_fields: HeaderFields<'a>,
     pub fields: Fields<'a>,
-    pub parse_error: Option<String>,
+    /// Boxed: few records have one, and every record is moved whole, so the pointer's 8 bytes
+    /// beat a `String`'s 24 (a smaller record is a faster parse, bench/README.md).
+    pub parse_error: Option<Box<String>>,
     /// The original bytes as received (the frame, without MSG-LEN or trailer).
     pub raw: &'a [u8],
     /// `raw` as text, when the parser already found it valid UTF-8: writing the record then
@@ -111,8 +115,9 @@ impl<'a> Record<'a> {
             msg_id: None,
             structured_data: Vec::new(),
             message: None,
+            header_fields: HeaderFields::default(),
             fields: Vec::new(),
-            parse_error: Some(error),
+            parse_error: Some(Box::new(error)),
             raw,
             raw_text: None,
         }
@@ -125,7 +130,7 @@ impl<'a> Record<'a> {
                 e.push_str("; ");
                 e.push_str(reason);
             }
-            None => self.parse_error = Some(reason.to_string()),
+            None => self.parse_error = Some(Box::new(reason.to_string())),
         }
     }
 
@@ -197,8 +202,9 @@ impl<'a> Record<'a> {
             write_str(out, message);
             message_written = Some((start..out.len() - 1, message.as_ref()));
         }
-        if !self.fields.is_empty() {
-            write_fields(o.key(key!("fields")), &self.fields);
+        if !self.fields.is_empty() || !self.header_fields.is_empty() {
+            let header = (&self.header_fields, self.app_name.as_deref());
+            write_fields(o.key(key!("fields")), header, &self.fields);
         }
         if let Some(e) = &self.parse_error {
             o.str(key!("parse_error"), e);
@@ -284,21 +290,46 @@ fn write_structured_data(out: &mut Vec<u8>, elements: &[SdElement<'_>]) {
     });
 }
 
-/// `fields` as a JSON object; when a key repeats, the first value wins (`raw` keeps the rest).
-fn write_fields(out: &mut Vec<u8>, fields: &Fields<'_>) {
+/// `fields` as a JSON object: the header's fields (with the TAG they are read from), then
+/// `fields`. When a key repeats, the first value wins (`raw` keeps the rest).
+#[inline(never)]
+fn write_fields(
+    out: &mut Vec<u8>,
+    (header, tag): (&HeaderFields<'_>, Option<&str>),
+    fields: &Fields<'_>,
+) {
     let mut o = Object::begin(out);
     // Keys already written, as bits of a small filter: only a key whose bit is set is looked
     // for among the earlier ones. Comparing every key with all before it was a twelfth of
     // writing a FortiGate record (callgrind).
     let mut seen = 0u64;
+    if !header.is_empty() {
+        seen = write_header_fields(&mut o, header, tag);
+    }
     for (i, (k, v)) in fields.iter().enumerate() {
         let bit = 1u64 << (key_hash(k) % 64);
-        if seen & bit == 0 || !fields[..i].iter().any(|(prev, _)| prev == k) {
+        if seen & bit == 0
+            || !(fields[..i].iter().any(|(prev, _)| prev == k)
+                || (!header.is_empty() && header.has(tag, k)))
+        {
             o.str_any_key(k, v);
         }
         seen |= bit;
     }
     o.end();
+}
+
+/// Writes the header's fields and returns their keys' filter bits. Out of line, so that the
+/// record's writer stays small enough for its strings' writer to be inlined into it (writing a
+/// FortiGate record took 165 instructions more when this was inlined; callgrind).
+#[inline(never)]
+fn write_header_fields(o: &mut Object<'_>, header: &HeaderFields<'_>, tag: Option<&str>) -> u64 {
+    let mut seen = 0;
+    header.for_each(tag, |k, v| {
+        o.str_any_key(k, v);
+        seen |= 1u64 << (key_hash(k) % 64);
+    });
+    seen
 }
 
 /// A cheap hash of a key for [`write_fields`]' filter: its length and its first and last bytes.

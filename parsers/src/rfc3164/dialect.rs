@@ -76,7 +76,7 @@ pub(super) fn classify<'a>(
     if m.dialect.is_some() {
         return;
     }
-    if let Some((facility, severity, name)) = m.app_name.and_then(cisco::mnemonic) {
+    if let Some((facility, _, _)) = m.app_name.and_then(cisco::mnemonic) {
         m.dialect = Some(if facility == b"ASA" || facility == b"FTD" {
             Dialect::CiscoAsa
         } else if year_first {
@@ -84,10 +84,7 @@ pub(super) fn classify<'a>(
         } else {
             Dialect::CiscoIos
         });
-        m.fields.reserve(3);
-        m.fields.push(("facility".into(), checked.text(facility)));
-        m.fields.push(("severity".into(), checked.text(severity)));
-        m.fields.push(("mnemonic".into(), checked.text(name)));
+        m.header.mnemonic = true;
         return;
     }
     if let Some(fields) = parse_cef(m.msg) {

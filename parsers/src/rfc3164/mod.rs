@@ -8,12 +8,14 @@
 
 mod cisco;
 mod dialect;
+mod header_fields;
 mod vendors;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 pub use dialect::Dialect;
+pub use header_fields::HeaderFields;
 
 use crate::payload::{Checked, Fields};
 use crate::pri::{parse_pri, Pri, PriError, PriRead};
@@ -60,6 +62,16 @@ pub enum ClockMark {
     SyncLost,
 }
 
+impl ClockMark {
+    /// The value of the record's `clock` field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unsynchronized => "unsynchronized",
+            Self::SyncLost => "sync-lost",
+        }
+    }
+}
+
 /// A legacy timestamp: its parts and its text as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LegacyTimestamp<'a> {
@@ -80,6 +92,8 @@ pub struct Rfc3164Message<'a> {
     /// The content after the header.
     pub msg: &'a [u8],
     pub dialect: Option<Dialect>,
+    /// What the header carries in fixed places; written before `fields`.
+    pub header: HeaderFields<'a>,
     pub fields: Fields<'a>,
 }
 
@@ -245,6 +259,7 @@ pub(crate) fn parse_checked<'a>(
         proc_id: None,
         msg: body,
         dialect: None,
+        header: HeaderFields::default(),
         fields: Vec::new(),
     };
     let mut mark = None;
@@ -286,19 +301,11 @@ pub(crate) fn parse_checked<'a>(
         return Err(Rfc3164Error::NoPriNoHeader);
     }
 
-    if mark.is_some() || cisco_seq.is_some() {
-        // Cisco messages carry up to six fields: one allocation for all of them, made up front
-        // (a reserve on the empty Vec took the growth path, more instructions than malloc).
-        m.fields = Vec::with_capacity(6);
-    }
-    if let Some(raw) = device_timestamp {
-        m.fields
-            .push(("device_timestamp".into(), checked.text(raw)));
-    }
+    m.header.device_timestamp = device_timestamp;
     if let Some(topics) = vendors::mikrotik_topics(rest) {
         m.app_name = Some(topics);
         m.dialect = Some(Dialect::Mikrotik);
-        m.fields.push(("topics".into(), checked.text(topics)));
+        m.header.topics = true;
         rest = skip_spaces(token(rest).1);
     } else if let Some(t) = tag(rest).filter(|_| !starts_with_payload(rest)) {
         m.app_name = Some(t.name);
@@ -307,16 +314,8 @@ pub(crate) fn parse_checked<'a>(
     }
     m.msg = rest;
 
-    if let Some(mark) = mark {
-        let v = match mark {
-            ClockMark::Unsynchronized => "unsynchronized",
-            ClockMark::SyncLost => "sync-lost",
-        };
-        m.fields.push(("clock".into(), v.into()));
-    }
-    if let Some(seq) = cisco_seq {
-        m.fields.push(("sequence".into(), checked.text(seq)));
-    }
+    m.header.clock = mark;
+    m.header.sequence = cisco_seq;
     dialect::classify(&mut m, checked, year_first, cisco_seq.is_some(), options);
     Ok(m)
 }

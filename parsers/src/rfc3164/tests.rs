@@ -6,11 +6,18 @@ fn parse(input: &[u8]) -> Rfc3164Message<'_> {
     parse_rfc3164(input, Rfc3164Options::default()).unwrap()
 }
 
-fn field<'a>(m: &'a Rfc3164Message<'_>, key: &str) -> Option<&'a str> {
-    m.fields
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_ref())
+/// The value of `key` among the header's fields, then `fields`, as the record writes them.
+fn field(m: &Rfc3164Message<'_>, key: &str) -> Option<String> {
+    let tag = m.app_name.map(crate::payload::text);
+    let header = m.header.pairs(tag.as_deref());
+    match header.into_iter().find(|(k, _)| *k == key) {
+        Some((_, v)) => Some(v),
+        None => m
+            .fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.to_string()),
+    }
 }
 
 #[test]
@@ -50,9 +57,9 @@ fn cisco_ios_with_sequence_number_and_unsynchronized_clock() {
     let m = parse(b"<189>1234: *Mar  1 18:46:11.123: %SYS-5-CONFIG_I: Configured from console by vty0 (10.0.0.1)");
     assert_eq!(m.dialect, Some(Dialect::CiscoIos));
     assert_eq!(m.app_name, Some(&b"%SYS-5-CONFIG_I"[..]));
-    assert_eq!(field(&m, "sequence"), Some("1234"));
-    assert_eq!(field(&m, "clock"), Some("unsynchronized"));
-    assert_eq!(field(&m, "mnemonic"), Some("CONFIG_I"));
+    assert_eq!(field(&m, "sequence").as_deref(), Some("1234"));
+    assert_eq!(field(&m, "clock").as_deref(), Some("unsynchronized"));
+    assert_eq!(field(&m, "mnemonic").as_deref(), Some("CONFIG_I"));
     assert_eq!(m.timestamp.unwrap().time.nanos, 123_000_000);
     assert_eq!(m.msg, b"Configured from console by vty0 (10.0.0.1)");
 }
@@ -71,8 +78,11 @@ fn cisco_ios_xe_behind_a_standard_header() {
     let m = parse(b"<189>Jan 12 10:00:00 10.1.1.1 88: .Jan 12 10:00:00.001: %SEC-6-IPACCESSLOGP: list 101 denied tcp");
     assert_eq!(m.hostname, Some(&b"10.1.1.1"[..]));
     assert_eq!(m.dialect, Some(Dialect::CiscoIos));
-    assert_eq!(field(&m, "sequence"), Some("88"));
-    assert_eq!(field(&m, "device_timestamp"), Some("Jan 12 10:00:00.001"));
+    assert_eq!(field(&m, "sequence").as_deref(), Some("88"));
+    assert_eq!(
+        field(&m, "device_timestamp").as_deref(),
+        Some("Jan 12 10:00:00.001")
+    );
 }
 
 #[test]
@@ -80,7 +90,7 @@ fn cisco_asa_with_and_without_header() {
     let m = parse(b"<166>Jan 12 2024 10:00:00 asa1 : %ASA-6-302013: Built outbound TCP connection 1 for outside:1.2.3.4/443");
     assert_eq!(m.dialect, Some(Dialect::CiscoAsa));
     assert_eq!(m.hostname, Some(&b"asa1"[..]));
-    assert_eq!(field(&m, "mnemonic"), Some("302013"));
+    assert_eq!(field(&m, "mnemonic").as_deref(), Some("302013"));
     let m = parse(b"<166>%ASA-4-106023: Deny tcp src outside:1.1.1.1/1 dst inside:2.2.2.2/22");
     assert_eq!(m.dialect, Some(Dialect::CiscoAsa));
     assert_eq!(m.timestamp, None);
@@ -100,7 +110,7 @@ fn cisco_nxos_year_first() {
 fn juniper_event_id() {
     let m = parse(b"<29>Jan 12 10:00:00 mx960-re0 mgd[12345]: UI_COMMIT: User 'admin' requested 'commit' operation");
     assert_eq!(m.dialect, Some(Dialect::Juniper));
-    assert_eq!(field(&m, "event_id"), Some("UI_COMMIT"));
+    assert_eq!(field(&m, "event_id").as_deref(), Some("UI_COMMIT"));
 }
 
 #[test]
@@ -111,7 +121,7 @@ fn fortigate_without_header() {
     let ts = m.timestamp.unwrap();
     assert_eq!(ts.time.offset_minutes, Some(60));
     assert_eq!(ts.raw, b"date=2024-01-12 time=10:00:00");
-    assert_eq!(field(&m, "srcip"), Some("10.0.0.1"));
+    assert_eq!(field(&m, "srcip").as_deref(), Some("10.0.0.1"));
 }
 
 /// `timestamp_raw` runs from the `date` key to the end of the `time` word, quotes included,
@@ -138,9 +148,9 @@ fn palo_alto_csv() {
     let m = parse(b"<14>Jan 12 10:00:00 PA-VM 1,2024/01/12 10:00:00,012345678901,TRAFFIC,end,2049,2024/01/12 10:00:00,10.0.0.1,8.8.8.8,0.0.0.0,0.0.0.0,allow-dns,,,dns,vsys1,trust,untrust,ethernet1/2,ethernet1/1,fwd,,12345,1,53000,53,0,0,0x19,udp,allow");
     assert_eq!(m.dialect, Some(Dialect::PaloAlto));
     assert_eq!(m.hostname, Some(&b"PA-VM"[..]));
-    assert_eq!(field(&m, "type"), Some("TRAFFIC"));
-    assert_eq!(field(&m, "dst"), Some("8.8.8.8"));
-    assert_eq!(field(&m, "action"), Some("allow"));
+    assert_eq!(field(&m, "type").as_deref(), Some("TRAFFIC"));
+    assert_eq!(field(&m, "dst").as_deref(), Some("8.8.8.8"));
+    assert_eq!(field(&m, "action").as_deref(), Some("allow"));
 }
 
 #[test]
@@ -187,7 +197,7 @@ fn cef_after_header() {
     );
     assert_eq!(m.dialect, Some(Dialect::Cef));
     assert_eq!(m.app_name, None);
-    assert_eq!(field(&m, "dpt"), Some("22"));
+    assert_eq!(field(&m, "dpt").as_deref(), Some("22"));
 }
 
 #[test]

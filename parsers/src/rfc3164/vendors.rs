@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::{token, Dialect, LegacyTimestamp, Rfc3164Message};
+use super::{token, Dialect, HeaderFields, LegacyTimestamp, Rfc3164Message};
 use crate::payload::{key_values_in, offset_within, text, Checked, Fields};
 use crate::pri::Pri;
 use crate::timestamp::parse_iso8601;
@@ -62,6 +62,7 @@ pub(super) fn fortigate<'a>(
         proc_id: None,
         msg: body,
         dialect: Some(Dialect::Fortigate),
+        header: HeaderFields::default(),
         fields,
     })
 }
