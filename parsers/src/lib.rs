@@ -186,10 +186,10 @@ fn from_rfc3164<'a>(
     // Checked over the whole frame (the trailer is ASCII): pieces of `input` borrow from it, and
     // the JSON's `raw` needs no second check.
     let checked = Checked::new(raw);
-    let m = match rfc3164::parse_checked(checked, input, pri, legacy) {
-        Ok(m) => m,
-        Err(e) => return raw_record(raw, received, e.to_string(), None),
-    };
+    let mut m = rfc3164::Rfc3164Message::default();
+    if let Err(e) = rfc3164::parse_checked(&mut m, checked, input, pri, legacy) {
+        return raw_record(raw, received, e.to_string(), None);
+    }
     let resolved = m
         .timestamp
         .map(|ts| resolve(&ts.time, received, options.default_offset_minutes));

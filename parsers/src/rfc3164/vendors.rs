@@ -10,17 +10,20 @@ use crate::timestamp::parse_iso8601;
 
 /// FortiGate sends no header at all: `<189>date=2024-01-12 time=10:00:00 devname="FG" …`.
 /// The event time comes from `date`/`time` (and `tz` when present), the host from `devname`.
+/// Fills `m` (as the legacy parser fills its caller's message, see `parse_checked`) and says
+/// whether the message was FortiGate's.
 pub(super) fn fortigate<'a>(
+    m: &mut Rfc3164Message<'a>,
     checked: Checked<'a>,
     pri: Option<Pri>,
     body: &'a [u8],
-) -> Option<Rfc3164Message<'a>> {
+) -> bool {
     let starts = [&b"date="[..], b"logver=", b"devname=", b"eventtime="];
     // Every start is lower case: one byte turns away the other dialects.
     if !body.first().is_some_and(u8::is_ascii_lowercase)
         || !starts.iter().any(|s| body.starts_with(s))
     {
-        return None;
+        return false;
     }
     let fields = key_values_in(checked, body);
     let pair = |key: &str| fields.iter().find(|(k, _)| k == key);
@@ -54,7 +57,7 @@ pub(super) fn fortigate<'a>(
         Some(&Cow::Borrowed(name)) if !name.is_empty() => Some(name.as_bytes()),
         _ => value_span(body, b"devname="),
     };
-    Some(Rfc3164Message {
+    *m = Rfc3164Message {
         pri,
         timestamp,
         hostname,
@@ -64,7 +67,8 @@ pub(super) fn fortigate<'a>(
         dialect: Some(Dialect::Fortigate),
         header: HeaderFields::default(),
         fields,
-    })
+    };
+    true
 }
 
 /// The bytes of `key=value` or `key="value"`'s value, borrowed from the input.
