@@ -12,17 +12,29 @@ use crate::timestamp::parse_iso8601;
 /// The event time comes from `date`/`time` (and `tz` when present), the host from `devname`.
 /// Fills `m` (as the legacy parser fills its caller's message, see `parse_checked`) and says
 /// whether the message was FortiGate's.
+///
+/// Every FortiGate start is lower case, so one byte turns away the other dialects; that test
+/// is inlined into the caller, where calling to make it was 40 instructions of every Cisco
+/// message (callgrind).
+#[inline(always)]
 pub(super) fn fortigate<'a>(
     m: &mut Rfc3164Message<'a>,
     checked: Checked<'a>,
     pri: Option<Pri>,
     body: &'a [u8],
 ) -> bool {
+    body.first().is_some_and(u8::is_ascii_lowercase)
+        && fortigate_after_first_byte(m, checked, pri, body)
+}
+
+fn fortigate_after_first_byte<'a>(
+    m: &mut Rfc3164Message<'a>,
+    checked: Checked<'a>,
+    pri: Option<Pri>,
+    body: &'a [u8],
+) -> bool {
     let starts = [&b"date="[..], b"logver=", b"devname=", b"eventtime="];
-    // Every start is lower case: one byte turns away the other dialects.
-    if !body.first().is_some_and(u8::is_ascii_lowercase)
-        || !starts.iter().any(|s| body.starts_with(s))
-    {
+    if !starts.iter().any(|s| body.starts_with(s)) {
         return false;
     }
     let fields = key_values_in(checked, body);
