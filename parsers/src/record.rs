@@ -79,8 +79,12 @@ pub struct Record<'a> {
     pub msg_id: Option<Cow<'a, str>>,
     pub structured_data: Vec<SdElement<'a>>,
     pub message: Option<Cow<'a, str>>,
-    /// Fields a legacy header carries in fixed places; written first in `fields`.
+    /// Fields a legacy header carries in fixed places, written first in the JSON's `fields`.
+    /// The mnemonic's parts and MikroTik's topics are read from `app_name` when the record is
+    /// written, so a caller that changes `app_name` changes them too.
     pub header_fields: HeaderFields<'a>,
+    /// Pairs read from the content; with `header_fields`, the JSON's `fields` object (when
+    /// a key repeats, the first value wins).
     pub fields: Fields<'a>,
     /// Boxed: few records have one, and every record is moved whole, so the pointer's 8 bytes
     /// beat a `String`'s 24 (a smaller record is a faster parse, bench/README.md).

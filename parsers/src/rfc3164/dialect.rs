@@ -65,7 +65,8 @@ impl Dialect {
     ];
 }
 
-/// Decides the dialect of a message whose header has been read, and fills `fields`.
+/// Decides the dialect of a message whose header has been read, and reads the fields that
+/// dialect carries: a Cisco mnemonic is marked in `header`, payload pairs go into `fields`.
 pub(super) fn classify<'a>(
     m: &mut Rfc3164Message<'a>,
     checked: Checked<'a>,

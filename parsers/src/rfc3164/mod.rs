@@ -92,8 +92,11 @@ pub struct Rfc3164Message<'a> {
     /// The content after the header.
     pub msg: &'a [u8],
     pub dialect: Option<Dialect>,
-    /// What the header carries in fixed places; written before `fields`.
+    /// What the header carries in fixed places (Cisco's sequence number, clock mark, device
+    /// timestamp and mnemonic, MikroTik's topics). A record writes these first in its `fields`.
     pub header: HeaderFields<'a>,
+    /// Pairs read from the content (key=value, CEF, LEEF, PAN-OS, a Junos event ID); the
+    /// header's own fields are in `header`, not here.
     pub fields: Fields<'a>,
 }
 
