@@ -71,7 +71,6 @@ pub(super) fn classify<'a>(
     m: &mut Rfc3164Message<'a>,
     checked: Checked<'a>,
     year_first: bool,
-    cisco_seq: bool,
     options: Rfc3164Options,
 ) {
     if m.dialect.is_some() {
@@ -100,7 +99,7 @@ pub(super) fn classify<'a>(
     } else if let Some(id) = m.app_name.and_then(|_| vendors::junos_event_id(m.msg)) {
         m.dialect = Some(Dialect::Juniper);
         m.fields.push(("event_id".into(), checked.text(id)));
-    } else if cisco_seq {
+    } else if m.header.sequence.is_some() {
         m.dialect = Some(Dialect::CiscoIos);
     } else if m.app_name.is_some() {
         m.dialect = Some(Dialect::Linux);

@@ -267,26 +267,22 @@ pub(crate) fn parse_checked<'a>(
         return Ok(());
     }
     m.pri = pri;
-    m.msg = body;
-    let mut mark = None;
     let mut rest = body;
-    let mut cisco_seq = None;
     let mut year_first = false;
-    let mut device_timestamp = None;
 
     if let Some(p) = cisco::prefix(rest) {
-        cisco_seq = Some(p.seq);
+        m.header.sequence = Some(p.seq);
         m.hostname = p.hostname;
         if let Some((ts, k)) = p.timestamp {
             year_first = ts.raw.first().is_some_and(u8::is_ascii_digit);
             m.timestamp = Some(ts);
-            mark = k;
+            m.header.clock = k;
         }
         rest = p.rest;
     } else if let Some((ts, k, r)) = timestamp(rest) {
         year_first = ts.raw.first().is_some_and(u8::is_ascii_digit) && ts.raw.get(4) == Some(&b' ');
         m.timestamp = Some(ts);
-        mark = k;
+        m.header.clock = k;
         rest = skip_spaces(r);
         let (tok, after) = token(rest);
         if hostname(tok) {
@@ -299,15 +295,14 @@ pub(crate) fn parse_checked<'a>(
         }
         // IOS-XE behind a standard header: `host 123: *Mar  1 …: %SYS-…`.
         if let Some(p) = cisco::prefix(rest) {
-            cisco_seq = Some(p.seq);
-            device_timestamp = p.timestamp.map(|(ts, _)| ts.raw);
+            m.header.sequence = Some(p.seq);
+            m.header.device_timestamp = p.timestamp.map(|(ts, _)| ts.raw);
             rest = p.rest;
         }
     } else if pri.is_none() && vendors::mikrotik_topics(rest).is_none() {
         return Err(Rfc3164Error::NoPriNoHeader);
     }
 
-    m.header.device_timestamp = device_timestamp;
     if let Some(topics) = vendors::mikrotik_topics(rest) {
         m.app_name = Some(topics);
         m.dialect = Some(Dialect::Mikrotik);
@@ -319,10 +314,7 @@ pub(crate) fn parse_checked<'a>(
         rest = t.rest;
     }
     m.msg = rest;
-
-    m.header.clock = mark;
-    m.header.sequence = cisco_seq;
-    dialect::classify(m, checked, year_first, cisco_seq.is_some(), options);
+    dialect::classify(m, checked, year_first, options);
     Ok(())
 }
 
