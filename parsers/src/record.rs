@@ -296,7 +296,6 @@ fn write_structured_data(out: &mut Vec<u8>, elements: &[SdElement<'_>]) {
 
 /// `fields` as a JSON object: the header's fields (with the TAG they are read from), then
 /// `fields`. When a key repeats, the first value wins (`raw` keeps the rest).
-#[inline(never)]
 fn write_fields(
     out: &mut Vec<u8>,
     (header, tag): (&HeaderFields<'_>, Option<&str>),
@@ -307,9 +306,10 @@ fn write_fields(
     // for among the earlier ones. Comparing every key with all before it was a twelfth of
     // writing a FortiGate record (callgrind).
     let mut seen = 0u64;
-    if !header.is_empty() {
-        seen = write_header_fields(&mut o, header, tag);
-    }
+    header.for_each(tag, |k, v| {
+        o.str_any_key(k, v);
+        seen |= 1u64 << (key_hash(k) % 64);
+    });
     for (i, (k, v)) in fields.iter().enumerate() {
         let bit = 1u64 << (key_hash(k) % 64);
         if seen & bit == 0
@@ -321,19 +321,6 @@ fn write_fields(
         seen |= bit;
     }
     o.end();
-}
-
-/// Writes the header's fields and returns their keys' filter bits. Out of line, so that the
-/// record's writer stays small enough for its strings' writer to be inlined into it (writing a
-/// FortiGate record took 165 instructions more when this was inlined; callgrind).
-#[inline(never)]
-fn write_header_fields(o: &mut Object<'_>, header: &HeaderFields<'_>, tag: Option<&str>) -> u64 {
-    let mut seen = 0;
-    header.for_each(tag, |k, v| {
-        o.str_any_key(k, v);
-        seen |= 1u64 << (key_hash(k) % 64);
-    });
-    seen
 }
 
 /// A cheap hash of a key for [`write_fields`]' filter: its length and its first and last bytes.
