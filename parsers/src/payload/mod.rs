@@ -45,6 +45,14 @@ impl<'a> Checked<'a> {
         }
     }
 
+    /// Text that is already a `str`, with nothing to check.
+    pub(crate) fn of_str(text: &'a str) -> Checked<'a> {
+        Checked {
+            bytes: text.as_bytes(),
+            text: Some(text),
+        }
+    }
+
     /// All of the checked bytes as text, when they are UTF-8.
     pub(crate) fn whole(&self) -> Option<&'a str> {
         self.text

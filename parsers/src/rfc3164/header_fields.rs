@@ -7,7 +7,7 @@
 //! record is written, first in its `fields` object and in the order the pairs had.
 
 use super::{cisco, ClockMark};
-use crate::payload::{offset_within, text};
+use crate::payload::{text, Checked};
 
 /// Where a legacy message's header fields are. The facility, severity, mnemonic and topics
 /// are pieces of the TAG, so only whether it holds them is kept.
@@ -77,9 +77,10 @@ impl<'a> HeaderFields<'a> {
 /// at an ASCII byte, so each piece is exactly the text the bytes' piece would have been.
 fn split_mnemonic(tag: &str) -> Option<(&str, &str, &str)> {
     let (facility, severity, name) = cisco::mnemonic(tag.as_bytes())?;
-    let piece = |p: &[u8]| {
-        let at = offset_within(tag.as_bytes(), p)?;
-        tag.get(at..at + p.len())
-    };
-    Some((piece(facility)?, piece(severity)?, piece(name)?))
+    let text = Checked::of_str(tag);
+    Some((
+        text.str_of(facility)?,
+        text.str_of(severity)?,
+        text.str_of(name)?,
+    ))
 }
