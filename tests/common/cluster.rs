@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use super::{free_port, http_get, wait_for, Relay, BIN};
+use super::{free_port, http_get, poll, wait_for, Relay, BIN};
 
 /// How long nodes may take to start, elect a leader and agree on it.
 pub const READY_LIMIT: Duration = Duration::from_secs(60);
@@ -301,39 +301,33 @@ impl Cluster {
     /// Waits until node `i` has accepted `n` messages. Unlike [`Node::wait_accepted`], a
     /// timeout first prints what every node says of itself, to show where the cluster stalled.
     pub fn wait_accepted(&self, i: usize, n: u64, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while self.nodes[i].accepted() < n as f64 {
-            if Instant::now() > deadline {
-                let all: Vec<usize> = (0..self.nodes.len()).collect();
-                self.report(&all, 30);
-                panic!(
-                    "node {} accepted {} of {n} messages within {limit:?}",
-                    self.nodes[i].id,
-                    self.nodes[i].accepted()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let node = &self.nodes[i];
+        let every = Duration::from_millis(100);
+        if poll(limit, every, || (node.accepted() >= n as f64).then_some(())).is_none() {
+            let all: Vec<usize> = (0..self.nodes.len()).collect();
+            self.report(&all, 30);
+            panic!(
+                "node {} accepted {} of {n} messages within {limit:?}",
+                node.id,
+                node.accepted()
+            );
         }
     }
 
     /// Waits until the nodes in `which` all print the same digest line; returns it.
     pub fn wait_same_digest(&self, which: &[usize], limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let lines: Vec<Option<String>> =
-                which.iter().map(|&i| self.nodes[i].digest()).collect();
-            if let Some(line) = same_line(&lines) {
-                return line;
-            }
+        let mut lines = Vec::new();
+        let same = poll(limit, Duration::from_secs(1), || {
+            lines = which.iter().map(|&i| self.nodes[i].digest()).collect();
+            same_line(&lines)
+        });
+        same.unwrap_or_else(|| {
             let ids: Vec<u64> = which.iter().map(|&i| self.nodes[i].id).collect();
-            if Instant::now() >= deadline {
-                self.report(which, 40);
-                panic!(
-                    "nodes {ids:?} did not come to print the same digest within {limit:?}; last: {lines:#?}"
-                );
-            }
-            std::thread::sleep(Duration::from_secs(1));
-        }
+            self.report(which, 40);
+            panic!(
+                "nodes {ids:?} did not come to print the same digest within {limit:?}; last: {lines:#?}"
+            );
+        })
     }
 }
 

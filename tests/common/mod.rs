@@ -39,14 +39,27 @@ pub fn refusing_port() -> (socket2::Socket, u16) {
 }
 
 /// Polls `check` until it returns Some, or panics after `limit` naming `what`.
-pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, limit: Duration, check: impl FnMut() -> Option<T>) -> T {
+    poll(limit, Duration::from_millis(50), check)
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+/// Calls `check` every `every` until it returns Some; None once `limit` has passed, for a
+/// caller that has more to say about the timeout than [`wait_for`].
+pub fn poll<T>(
+    limit: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = check() {
-            return v;
+            return Some(v);
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(every);
     }
 }
 
