@@ -114,6 +114,12 @@ pub struct FrameDecoder {
     max_frame: usize,
     multiline: bool,
     state: State,
+    /// How many bytes at the start of the current non-transparent frame were already searched
+    /// without finding its end: the next search starts there. Without it, a sender that
+    /// dribbles a long frame a byte at a time made every read search the whole frame again
+    /// (quadratic in the frame's length). Valid because the caller passes the same unconsumed
+    /// bytes again, with more after them; reset whenever bytes are consumed.
+    scanned: usize,
 }
 
 impl FrameDecoder {
@@ -124,6 +130,7 @@ impl FrameDecoder {
             max_frame: max_frame.max(1),
             multiline: false,
             state: State::FrameStart,
+            scanned: 0,
         }
     }
 
@@ -145,6 +152,14 @@ impl FrameDecoder {
     /// Decodes the next step from `buf`, the bytes not consumed so far. With `eof` set, the
     /// stream has ended: whatever is left becomes a frame, and `NeedMore` means `buf` is empty.
     pub fn decode<'b>(&mut self, buf: &'b [u8], eof: bool) -> Step<'b> {
+        let step = self.step(buf, eof);
+        if !matches!(step, Step::NeedMore) {
+            self.scanned = 0;
+        }
+        step
+    }
+
+    fn step<'b>(&mut self, buf: &'b [u8], eof: bool) -> Step<'b> {
         if buf.is_empty() {
             return Step::NeedMore;
         }
@@ -279,23 +294,26 @@ impl FrameDecoder {
         }
     }
 
-    /// The trailer that ends the frame at the start of `buf`, or `Err(())` when that cannot be
-    /// known yet (multi-line mode, a trailer at the very end of the bytes so far).
+    /// The trailer that ends the frame at the start of `buf`, searching `window` from
+    /// `self.scanned` on, or `Err(resume)` when that cannot be known yet (multi-line mode, a
+    /// trailer at the very end of the bytes so far): the next search resumes at `resume`.
     fn frame_end(
         &self,
         window: &[u8],
         buf: &[u8],
         eof: bool,
-    ) -> Result<Option<(usize, FrameKind)>, ()> {
+    ) -> Result<Option<(usize, FrameKind)>, usize> {
+        let mut from = self.scanned.min(window.len());
         if !self.multiline || window.first() != Some(&b'<') {
-            return Ok(self.find_trailer(window));
+            return Ok(self
+                .find_trailer(&window[from..])
+                .map(|(pos, kind)| (from + pos, kind)));
         }
-        let mut from = 0;
         while let Some((pos, kind)) = self.find_trailer(&window[from..]) {
             let pos = from + pos;
             match buf.get(pos + 1) {
                 None if eof => return Ok(Some((pos, kind))),
-                None => return Err(()),
+                None => return Err(pos),
                 Some(b'<') => return Ok(Some((pos, kind))),
                 Some(c) if self.framing == Framing::Auto && c.is_ascii_digit() => {
                     return Ok(Some((pos, kind)))
@@ -309,8 +327,12 @@ impl FrameDecoder {
     fn non_transparent<'b>(&mut self, buf: &'b [u8], eof: bool, junk: bool) -> Step<'b> {
         let window = &buf[..buf.len().min(self.max_frame + 1)];
         let kind_of = |k: FrameKind| if junk { FrameKind::Junk } else { k };
-        let Ok(end) = self.frame_end(window, buf, eof) else {
-            return Step::NeedMore;
+        let end = match self.frame_end(window, buf, eof) {
+            Ok(end) => end,
+            Err(resume) => {
+                self.scanned = resume;
+                return Step::NeedMore;
+            }
         };
         match end {
             Some((0, _)) => Step::Discard {
@@ -347,7 +369,10 @@ impl FrameDecoder {
                     incomplete_of: None,
                 },
             },
-            None => Step::NeedMore,
+            None => {
+                self.scanned = window.len();
+                Step::NeedMore
+            }
         }
     }
 }
@@ -489,5 +514,49 @@ mod tests {
             reasons,
             [DiscardReason::EmptyFrame, DiscardReason::EmptyFrame]
         );
+    }
+
+    /// A sender that dribbles a long frame costs one search of the new bytes per read, not of
+    /// the whole frame again. Shown by breaking the contract on purpose: a trailer written into
+    /// bytes already searched is not seen, so they were not searched again.
+    #[test]
+    fn bytes_already_searched_for_a_trailer_are_not_searched_again() {
+        let mut d = FrameDecoder::new(Framing::Auto, 1024);
+        let mut stream = b"<13>dribbled".to_vec();
+        assert_eq!(d.decode(&stream, false), Step::NeedMore);
+        stream[5] = b'\n';
+        stream.extend_from_slice(b" on\n");
+        let Step::Frame { consumed, frame } = d.decode(&stream, false) else {
+            panic!("the trailer after the searched bytes ends the frame")
+        };
+        assert_eq!(
+            (consumed, frame.bytes),
+            (stream.len(), &stream[..stream.len() - 1])
+        );
+        // Consuming resets the search: the next frame is searched from its start.
+        assert_eq!(
+            d.decode(b"<1>a\nb", false),
+            Step::Frame {
+                consumed: 5,
+                frame: Frame {
+                    bytes: b"<1>a",
+                    kind: FrameKind::Lf,
+                    truncated: None,
+                    incomplete_of: None
+                },
+            }
+        );
+    }
+
+    /// In multi-line mode a trailer whose next byte has not arrived is looked at again once
+    /// it has, while the continuation lines before it are not.
+    #[test]
+    fn multiline_mode_resumes_at_an_undecided_trailer() {
+        let mut d = FrameDecoder::new(Framing::Lf, 1024).with_multiline(true);
+        assert_eq!(d.decode(b"<1>a\nb\n", false), Step::NeedMore);
+        let Step::Frame { frame, .. } = d.decode(b"<1>a\nb\n<2>c\n", false) else {
+            panic!("the trailer before <2> ends the frame")
+        };
+        assert_eq!(frame.bytes, b"<1>a\nb");
     }
 }
