@@ -64,7 +64,7 @@ impl Session {
     /// The next reply; `Err` when the connection ends or the server speaks nonsense.
     async fn reply(&mut self) -> Result<Reply, String> {
         loop {
-            let (outcome, consumed) = match parse_frame(&self.buf) {
+            let (outcome, consumed) = match parse_frame(&self.buf, None) {
                 Parsed::Frame { frame, consumed } => {
                     let reply = match frame.command {
                         b"rsp" => {
@@ -86,6 +86,8 @@ impl Session {
                     (reply, consumed)
                 }
                 Parsed::Invalid(e) => return Err(format!("bad frame from the server: {e}")),
+                // Only a server's own `syslog` frames are kept truncated; replies never are.
+                Parsed::Oversize { .. } => return Err("oversize frame from the server".into()),
                 Parsed::Incomplete => {
                     let mut chunk = [0u8; 16 * 1024];
                     let n = self

@@ -18,6 +18,10 @@ use super::{relp, ConnectionGuard, Ingest, Peer, Received};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
+/// The kernel send buffer of a RELP connection, which carries only replies of a few dozen
+/// bytes: room for thousands, while a client that stops reading them cannot make the kernel
+/// grow the buffer to megabytes (`tcp_wmem`) for each of a thousand connections.
+const RELP_SEND_BUFFER: usize = 64 * 1024;
 
 /// What runs on an accepted connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +71,9 @@ pub async fn run(
         tokio::spawn(async move {
             let _guard = guard;
             let _ = stream.set_nodelay(true);
+            if protocol == Protocol::Relp {
+                let _ = socket2::SockRef::from(&stream).set_send_buffer_size(RELP_SEND_BUFFER);
+            }
             let peer = Peer::of(addr);
             match tls {
                 None => serve(stream, peer, &ingest, protocol).await,
