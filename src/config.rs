@@ -38,6 +38,12 @@ pub mod defaults {
     pub const BATCH_MAX_IN_FLIGHT: usize = 2;
     /// Records waiting for the write path; when full, stream listeners stop reading.
     pub const PIPELINE_CAPACITY: usize = 65_536;
+    /// Bytes the records between the listeners and their commit may hold (their JSON and a
+    /// fixed overhead each), whatever their count: the pipeline's share of memory.
+    pub const PIPELINE_MAX_BYTES: usize = 128 * 1024 * 1024;
+    /// Free disk below which UDP is refused (and below half of which every sender is held
+    /// back), so that the disk does not fill: Raft stops for good on a full disk.
+    pub const MIN_FREE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 }
 
 /// A configuration error: which file, which key, what is wrong.
@@ -81,6 +87,17 @@ pub struct ConfigFile {
     pub forwards: Vec<ForwardSection>,
     /// Replication; without it the relay is a one-member cluster.
     pub cluster: Option<ClusterSection>,
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[store]`: the data directory's disk.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Free bytes below which UDP is refused, and below half of which stream senders are held
+    /// back; 0 turns the watermark off.
+    pub min_free_bytes: Option<u64>,
 }
 
 /// `[http]`: the metrics and health endpoint.
@@ -119,6 +136,7 @@ pub struct LimitsSection {
     pub max_connections: Option<usize>,
     pub idle_timeout_secs: Option<u64>,
     pub pipeline_capacity: Option<usize>,
+    pub pipeline_max_bytes: Option<usize>,
 }
 
 /// `[batch]`: how records are grouped into one durable write.
@@ -170,6 +188,10 @@ pub struct Config {
     pub batch_max_records: usize,
     pub batch_max_in_flight: usize,
     pub pipeline_capacity: usize,
+    /// The byte budget of the records between the listeners and their commit.
+    pub pipeline_max_bytes: usize,
+    /// The disk watermark (0: off).
+    pub min_free_bytes: u64,
     pub timezone_offset_minutes: i16,
     /// Per-source offsets, most specific first.
     pub zones: Vec<(SourceMatch, i16)>,
@@ -282,6 +304,12 @@ fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Con
         "limits.pipeline_capacity",
         limits.pipeline_capacity,
         defaults::PIPELINE_CAPACITY,
+    )?;
+    let pipeline_max_bytes = positive(
+        file,
+        "limits.pipeline_max_bytes",
+        limits.pipeline_max_bytes,
+        defaults::PIPELINE_MAX_BYTES,
     )?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
@@ -477,6 +505,11 @@ fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Con
             defaults::BATCH_MAX_IN_FLIGHT,
         )?,
         pipeline_capacity,
+        pipeline_max_bytes,
+        min_free_bytes: parsed
+            .store
+            .min_free_bytes
+            .unwrap_or(defaults::MIN_FREE_BYTES),
         timezone_offset_minutes,
         zones,
         key_values: parsed.parse.key_values.unwrap_or(false),

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod disk_watermark;
 pub mod dlq;
 pub mod forward;
 pub mod http;

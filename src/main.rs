@@ -271,7 +271,11 @@ fn run_relay(args: RunArgs) -> Result<(), String> {
         .thread_name("auditrelay")
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(auditrelay::relay::run(config))
+    let result = runtime.block_on(auditrelay::relay::run(config));
+    // A commit or a client still blocked past the shutdown bound is abandoned, not waited
+    // for: the exit is what a supervisor counts on.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 fn run_query(args: QueryArgs) -> Result<(), String> {

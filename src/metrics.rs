@@ -32,19 +32,26 @@ pub const NEXT_SEQ: &str = "auditrelay_store_next_seq";
 /// Why a message was dropped; each reason has its own counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
-    /// UDP datagram arrived while the write path was full.
+    /// UDP datagram arrived while the write path was full, by record count or by bytes.
     PipelineFull,
+    /// UDP datagram arrived while free disk space was below `store.min_free_bytes`.
+    DiskLow,
     /// The relay stopped before the message could be committed (UDP only; stream senders
     /// see the connection close without a commit).
     Shutdown,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 2] = [DropReason::PipelineFull, DropReason::Shutdown];
+    pub const ALL: [DropReason; 3] = [
+        DropReason::PipelineFull,
+        DropReason::DiskLow,
+        DropReason::Shutdown,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             DropReason::PipelineFull => "pipeline_full",
+            DropReason::DiskLow => "disk_low",
             DropReason::Shutdown => "shutdown",
         }
     }

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use auditrelay_parsers::ParseOptions;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::disk_watermark::DiskWatermark;
 use crate::forward::Forwarders;
 use crate::ingest::stream::Protocol;
 use crate::ingest::tls::{ensure_self_signed, TlsFiles, TlsReloader, POLL_INTERVAL};
@@ -18,10 +20,25 @@ use crate::metrics::{self, ListenerMetrics};
 use crate::replication::Replica;
 use crate::shutdown;
 use crate::store::{freshness, Store};
-use crate::write_path::{run_batcher, BatchLimits, CommitLog};
+use crate::write_path::{
+    run_batcher, BatchLimits, CommitLog, DelayedCommitLog, Pipeline, TEST_COMMIT_DELAY_ENV,
+};
 
 /// How often the kernel's UDP drop counter is read.
 const SNMP_POLL: Duration = Duration::from_secs(2);
+
+/// How long the relay may take to stop once told to (SIGTERM, SIGINT, a storage failure):
+/// committing what was received, saving forwarding cursors, stopping Raft. Past it the relay
+/// exits non-zero and says how many received messages were not committed, whatever clients
+/// or peers do: a supervisor (systemd, Kubernetes) must be able to count on the exit.
+pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
+
+/// Why the relay stopped.
+enum Stop {
+    Signal(&'static str),
+    /// Raft stopped for good on a storage error.
+    StorageFailed(String),
+}
 
 /// Runs the relay until SIGTERM or SIGINT; returns once everything received is committed.
 pub async fn run(config: Config) -> Result<(), String> {
@@ -32,7 +49,19 @@ pub async fn run(config: Config) -> Result<(), String> {
     tracing::info!(store = %store.path().display(), next_seq = store.next_seq(), cluster = ?store.cluster_id(), "store open");
     ::metrics::gauge!(metrics::NEXT_SEQ).set(store.next_seq() as f64);
     let replica = Replica::start(&config.cluster, &config.data_dir, store.clone()).await?;
-    let log: Arc<dyn CommitLog> = replica.clone();
+    let log: Arc<dyn CommitLog> = match test_commit_delay() {
+        Some(delay) => {
+            tracing::warn!(
+                ?delay,
+                "{TEST_COMMIT_DELAY_ENV} is set: every commit is slowed (for tests only)"
+            );
+            Arc::new(DelayedCommitLog {
+                inner: replica.clone(),
+                delay,
+            })
+        }
+        None => replica.clone(),
+    };
     // Without it, readers in other processes see the store as of its last flush.
     let flush_requests = freshness::serve(store.clone(), &config.data_dir)
         .map_err(|e| tracing::warn!(error = %e, "readers in other processes will see records only as of the store's last flush"))
@@ -50,7 +79,15 @@ pub async fn run(config: Config) -> Result<(), String> {
         forwarding_tx,
         shutdown.clone(),
     ));
-    let (pipeline, records) = mpsc::channel(config.pipeline_capacity);
+    let (pipeline, records) = Pipeline::new(
+        config.pipeline_capacity,
+        config.pipeline_max_bytes,
+        shutdown.clone(),
+    );
+    let uncommitted = pipeline.uncommitted();
+    let (watermark, disk_open) =
+        DiskWatermark::new(&config.data_dir, config.min_free_bytes, pipeline.gate());
+    tokio::spawn(watermark.run(shutdown.clone()));
     let (healthy_tx, healthy) = watch::channel(true);
     let limits = BatchLimits {
         max_delay: Duration::from_millis(config.batch_max_delay_ms),
@@ -137,40 +174,76 @@ pub async fn run(config: Config) -> Result<(), String> {
         }
     }
     tokio::spawn(track_readiness(
-        healthy,
-        replica.ready(),
+        [healthy, replica.ready(), disk_open],
         ready_tx,
         shutdown.clone(),
     ));
 
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    loop {
+    let mut failed = replica.failed();
+    let stop = loop {
         tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break }
-            _ = interrupt.recv() => { tracing::info!("SIGINT: stopping"); break }
+            _ = term.recv() => break Stop::Signal("SIGTERM"),
+            _ = interrupt.recv() => break Stop::Signal("SIGINT"),
             _ = hangup_signal.recv() => {
                 tracing::info!("SIGHUP: reloading TLS files and reopening output files");
                 hangup_tx.send_modify(|n| *n += 1);
             }
+            r = failed.wait_for(Option::is_some) => {
+                let why = r.ok().and_then(|f| f.clone()).unwrap_or_default();
+                break Stop::StorageFailed(why);
+            }
+        }
+    };
+    match &stop {
+        Stop::Signal(name) => tracing::info!("{name}: stopping within {SHUTDOWN_BOUND:?}"),
+        Stop::StorageFailed(why) => {
+            tracing::error!(error = %why, "storage failed: taking no more traffic and stopping within {SHUTDOWN_BOUND:?}")
         }
     }
+    let deadline = Instant::now() + SHUTDOWN_BOUND;
     trigger.trigger();
-    for (name, task) in listeners {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(listener = %name, error = %e, "listener failed"),
-            Err(e) => tracing::error!(listener = %name, error = %e, "listener task failed"),
+    let drained = tokio::time::timeout_at(deadline, async {
+        for (name, task) in listeners {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(listener = %name, error = %e, "listener failed"),
+                Err(e) => tracing::error!(listener = %name, error = %e, "listener task failed"),
+            }
         }
+        // Connections hand over what they hold and drop their senders; the batcher then
+        // commits the rest and returns.
+        batcher.await
+    })
+    .await;
+    if let Ok(Err(e)) = &drained {
+        tracing::error!(error = %e, "the write path failed");
     }
-    // Connections hand over what they hold and drop their senders; the batcher then commits
-    // the rest and returns.
-    batcher.await.map_err(|e| e.to_string())?;
+    if drained.is_err() {
+        let left = uncommitted.get();
+        tracing::error!(
+            uncommitted = left,
+            "stopping after {SHUTDOWN_BOUND:?} with {left} received messages not committed: RELP senders were not acknowledged for them and send them again; TCP, TLS and UDP senders do not"
+        );
+        return Err(format!(
+            "stopped after {SHUTDOWN_BOUND:?} with {left} received messages not committed"
+        ));
+    }
     // Forwarders stopped sending at the trigger; each saves its cursor before returning.
-    if let Err(e) = forwarders.await {
-        tracing::error!(error = %e, "forwarding task failed");
+    match tokio::time::timeout_at(deadline, forwarders).await {
+        Ok(Err(e)) => tracing::error!(error = %e, "forwarding task failed"),
+        Err(_) => tracing::warn!(
+            "forwarding did not save its cursors in time; it resends from the last saved ones"
+        ),
+        Ok(Ok(())) => {}
     }
-    replica.stop().await;
+    if tokio::time::timeout_at(deadline, replica.stop())
+        .await
+        .is_err()
+    {
+        tracing::warn!("Raft did not stop in time");
+    }
     if let Some(task) = flush_requests {
         task.abort();
     }
@@ -178,8 +251,21 @@ pub async fn run(config: Config) -> Result<(), String> {
     if let Err(e) = freshness::flush(store.clone()).await {
         tracing::error!(error = %e, "store flush at exit failed; the next start applies the rest from the Raft log");
     }
-    tracing::info!("everything received is committed; exiting");
-    Ok(())
+    match stop {
+        Stop::Signal(_) => {
+            tracing::info!("everything received is committed; exiting");
+            Ok(())
+        }
+        Stop::StorageFailed(why) => Err(format!(
+            "storage failed ({why}); everything received was committed through the cluster, but this node must be restarted once its disk is repaired"
+        )),
+    }
+}
+
+/// The commit delay [`TEST_COMMIT_DELAY_ENV`] asks for, if any.
+fn test_commit_delay() -> Option<Duration> {
+    let ms: u64 = std::env::var(TEST_COMMIT_DELAY_ENV).ok()?.parse().ok()?;
+    (ms > 0).then(|| Duration::from_millis(ms))
 }
 
 /// Runs forwarding while this node leads: started (from the replicated cursors) when it
@@ -256,19 +342,21 @@ async fn forward_while_leading(
     }
 }
 
+/// Ready while every condition holds (commits succeed, this node is part of a working
+/// majority, the disk watermark lets every message in) and the relay is not stopping.
 async fn track_readiness(
-    mut healthy: watch::Receiver<bool>,
-    mut majority: watch::Receiver<bool>,
+    mut conditions: [watch::Receiver<bool>; 3],
     ready: watch::Sender<bool>,
     mut shutdown: shutdown::Shutdown,
 ) {
     loop {
-        let now =
-            *healthy.borrow_and_update() && *majority.borrow_and_update() && !shutdown.is_set();
+        let now = conditions.iter_mut().all(|c| *c.borrow_and_update()) && !shutdown.is_set();
         let _ = ready.send(now);
+        let [a, b, c] = &mut conditions;
         tokio::select! {
-            r = healthy.changed() => if r.is_err() { break },
-            r = majority.changed() => if r.is_err() { break },
+            r = a.changed() => if r.is_err() { break },
+            r = b.changed() => if r.is_err() { break },
+            r = c.changed() => if r.is_err() { break },
             _ = shutdown.wait() => { let _ = ready.send(false); break },
         }
     }

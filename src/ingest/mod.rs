@@ -18,20 +18,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use auditrelay_parsers::timestamp::DateTime;
 use auditrelay_parsers::{parse, ParseOptions, Record, Source};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::config::ListenerConfig;
 use crate::metrics::ListenerMetrics;
 use crate::shutdown::Shutdown;
 use crate::source_match::SourceMatch;
 use crate::store::keys::IndexTerms;
-use crate::write_path::{PreparedRecord, ProposedRecord};
+use crate::write_path::{Pipeline, PreparedRecord, ProposedRecord};
 
 /// What every listener task needs.
 pub struct Ingest {
     pub config: ListenerConfig,
     pub metrics: Arc<ListenerMetrics>,
-    pub pipeline: mpsc::Sender<PreparedRecord>,
+    pub pipeline: Pipeline,
     pub parse: ParseOptions,
     /// Per-source offsets for legacy timestamps, most specific first.
     pub zones: Arc<Vec<(SourceMatch, i16)>>,
@@ -135,6 +135,7 @@ impl Ingest {
             },
             listener: self.metrics.clone(),
             ack,
+            charge: None,
         }
     }
 }

@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::sync::mpsc::error::TrySendError;
 
 use super::{Ingest, Peer, Received};
 use crate::metrics::DropReason;
-use crate::write_path::PreparedRecord;
+use crate::write_path::{PreparedRecord, Refused};
 
 /// The largest UDP payload (65,535 minus IP and UDP headers).
 const MAX_DATAGRAM: usize = 65_535;
@@ -28,6 +27,11 @@ const GATHER: Duration = Duration::from_millis(2);
 /// over one by one woke the write path for nearly each of them, as it takes records faster
 /// than they are parsed.
 const HAND_OVER_AT: usize = 256;
+
+/// The most bytes of records (their JSON) a thread holds before handing them over: records of
+/// maximum size full of control bytes reach hundreds of kilobytes each, and what a thread
+/// holds is outside the pipeline's byte budget until handed over.
+const HAND_OVER_BYTES: usize = 1 << 20;
 
 /// How often a thread waiting for traffic looks for shutdown.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
@@ -89,13 +93,20 @@ fn serve(ingest: &Ingest, socket: &UdpSocket) {
     // Most datagrams come from the sender of the one before: its address is printed once.
     let mut last: Option<(SocketAddr, Peer)> = None;
     let mut prepared = Vec::with_capacity(HAND_OVER_AT);
-    let mut read = |socket: &UdpSocket, prepared: &mut Vec<PreparedRecord>| -> io::Result<()> {
+    // Bytes of JSON in `prepared`, kept by `read` and zeroed by `hand_over`.
+    let mut held = 0usize;
+    let mut read = |socket: &UdpSocket,
+                    prepared: &mut Vec<PreparedRecord>,
+                    held: &mut usize|
+     -> io::Result<()> {
         let (len, from) = socket.recv_from(&mut buf)?;
         let peer = match &last {
             Some((addr, peer)) if *addr == from => peer,
             _ => &last.insert((from, Peer::of(from))).1,
         };
-        prepared.push(prepare(ingest, &buf[..len], peer));
+        let record = prepare(ingest, &buf[..len], peer);
+        *held += record.record.json.len();
+        prepared.push(record);
         Ok(())
     };
     let nothing_queued = |e: &io::Error| {
@@ -109,7 +120,7 @@ fn serve(ingest: &Ingest, socket: &UdpSocket) {
     };
     while !ingest.shutdown.is_set() {
         // Quiet: wait for a datagram, or for the next look at shutdown.
-        match read(socket, &mut prepared) {
+        match read(socket, &mut prepared, &mut held) {
             Ok(()) => {}
             Err(e) if nothing_queued(&e) => continue,
             Err(e) => {
@@ -121,7 +132,7 @@ fn serve(ingest: &Ingest, socket: &UdpSocket) {
         // nothing.
         if let Err(e) = socket.set_nonblocking(true) {
             warn(&e);
-            if !hand_over(ingest, &mut prepared) {
+            if !hand_over(ingest, &mut prepared, &mut held) {
                 return;
             }
             continue;
@@ -129,7 +140,7 @@ fn serve(ingest: &Ingest, socket: &UdpSocket) {
         loop {
             let mut taken = 0usize;
             loop {
-                match read(socket, &mut prepared) {
+                match read(socket, &mut prepared, &mut held) {
                     Ok(()) => taken += 1,
                     Err(e) if nothing_queued(&e) => break,
                     Err(e) => {
@@ -137,11 +148,12 @@ fn serve(ingest: &Ingest, socket: &UdpSocket) {
                         break;
                     }
                 }
-                if prepared.len() >= HAND_OVER_AT && !hand_over(ingest, &mut prepared) {
+                let due = prepared.len() >= HAND_OVER_AT || held >= HAND_OVER_BYTES;
+                if due && !hand_over(ingest, &mut prepared, &mut held) {
                     return;
                 }
             }
-            if !hand_over(ingest, &mut prepared) {
+            if !hand_over(ingest, &mut prepared, &mut held) {
                 return;
             }
             if taken == 0 || ingest.shutdown.is_set() {
@@ -154,7 +166,7 @@ fn serve(ingest: &Ingest, socket: &UdpSocket) {
         }
     }
     // Received before shutdown: accepted like the rest.
-    hand_over(ingest, &mut prepared);
+    hand_over(ingest, &mut prepared, &mut held);
 }
 
 /// Prepares one datagram: parsed, with its source and receive time.
@@ -172,17 +184,19 @@ fn prepare(ingest: &Ingest, datagram: &[u8], peer: &Peer) -> PreparedRecord {
     ingest.prepare(bytes, defect.as_deref(), peer, &Received::now(), None)
 }
 
-/// Hands prepared datagrams to the pipeline, counting those it has no room for; `false` once
-/// the pipeline has closed.
-fn hand_over(ingest: &Ingest, prepared: &mut Vec<PreparedRecord>) -> bool {
+/// Hands prepared datagrams to the pipeline, counting those it has no room for (by count or
+/// by bytes) or that the disk watermark refuses; `false` once the pipeline has closed.
+fn hand_over(ingest: &Ingest, prepared: &mut Vec<PreparedRecord>, held: &mut usize) -> bool {
+    *held = 0;
     for record in prepared.drain(..) {
         match ingest.pipeline.try_send(record) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => ingest
+            Err(Refused::Full) => ingest
                 .metrics
                 .dropped(DropReason::PipelineFull)
                 .increment(1),
-            Err(TrySendError::Closed(_)) => {
+            Err(Refused::DiskLow) => ingest.metrics.dropped(DropReason::DiskLow).increment(1),
+            Err(Refused::Closed) => {
                 ingest.metrics.dropped(DropReason::Shutdown).increment(1);
                 return false;
             }

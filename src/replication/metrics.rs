@@ -97,15 +97,29 @@ fn has_majority(m: &RaftMetrics<NodeId, openraft::BasicNode>, election_timeout_m
     }
 }
 
-/// Follows Raft's metrics until stopped: exports them and sets the two flags.
+/// The flags [`follow`] sets.
+pub struct Flags {
+    /// This node leads.
+    pub leader: watch::Sender<bool>,
+    /// This node is part of a working majority.
+    pub ready: watch::Sender<bool>,
+    /// Why Raft stopped for good (a storage error), once it has.
+    pub failed: watch::Sender<Option<String>>,
+}
+
+/// Follows Raft's metrics until stopped: exports them and sets the flags.
 pub async fn follow(
     raft: Raft<TypeConfig>,
     log: LogStore,
     election_timeout_ms: u64,
-    leader: watch::Sender<bool>,
-    ready: watch::Sender<bool>,
+    flags: Flags,
     mut stop: Shutdown,
 ) {
+    let Flags {
+        leader,
+        ready,
+        failed,
+    } = flags;
     let mut metrics = raft.metrics();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_state = None;
@@ -149,6 +163,7 @@ pub async fn follow(
             if !reported_failure {
                 tracing::error!(error = %e, "Raft stopped: this node no longer acknowledges writes");
                 reported_failure = true;
+                failed.send_replace(Some(e.to_string()));
             }
         }
         let majority = has_majority(&m, election_timeout_ms);

@@ -64,6 +64,7 @@ pub struct Replica {
     tls: Option<PeerTls>,
     leader: watch::Receiver<bool>,
     ready: watch::Receiver<bool>,
+    failed: watch::Receiver<Option<String>>,
     stop: ShutdownTrigger,
 }
 
@@ -118,13 +119,17 @@ impl Replica {
         let (stop, stopped) = shutdown::channel();
         let (leader_tx, leader) = watch::channel(false);
         let (ready_tx, ready) = watch::channel(false);
+        let (failed_tx, failed) = watch::channel(None);
         metrics::describe();
         tokio::spawn(metrics::follow(
             raft.clone(),
             wal,
             cluster.election_timeout_ms,
-            leader_tx,
-            ready_tx,
+            metrics::Flags {
+                leader: leader_tx,
+                ready: ready_tx,
+                failed: failed_tx,
+            },
             stopped.clone(),
         ));
         let replica = Arc::new(Replica {
@@ -135,6 +140,7 @@ impl Replica {
             tls: tls.clone(),
             leader,
             ready,
+            failed,
             stop,
         });
         if let Some(addr) = cluster.listen {
@@ -172,6 +178,12 @@ impl Replica {
     /// True while this node is part of a working majority.
     pub fn ready(&self) -> watch::Receiver<bool> {
         self.ready.clone()
+    }
+
+    /// Why Raft stopped for good (a storage error: disk full, fsync failure), once it has:
+    /// the node can then never commit again, and should exit so that it is restarted.
+    pub fn failed(&self) -> watch::Receiver<Option<String>> {
+        self.failed.clone()
     }
 
     /// Stops Raft and the peer port: last, after the write path has committed everything.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::{CommitLog, PreparedRecord, RecordBatch};
+use super::{Charge, CommitLog, PreparedRecord, RecordBatch};
 use crate::metrics::{self, ListenerMetrics};
 
 /// When a batch closes.
@@ -36,8 +36,13 @@ pub struct BatchLimits {
 /// Longest pause between retries of a failing commit.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
 
-/// Who waits for each record of a batch in commit: its listener's counters and its receipt.
-type Waiting = Vec<(Arc<ListenerMetrics>, Option<oneshot::Sender<u64>>)>;
+/// Who waits for each record of a batch in commit: its listener's counters, its receipt, and
+/// its share of the pipeline's byte budget (released once the batch is committed).
+type Waiting = Vec<(
+    Arc<ListenerMetrics>,
+    Option<oneshot::Sender<u64>>,
+    Option<Charge>,
+)>;
 
 type Commit = JoinHandle<(Waiting, usize, u64, f64)>;
 
@@ -79,7 +84,7 @@ fn spawn_commit(
         pending
             .into_iter()
             .map(|p| {
-                waiting.push((p.listener, p.ack));
+                waiting.push((p.listener, p.ack, p.charge));
                 p.record
             })
             .collect(),
@@ -92,11 +97,12 @@ fn spawn_commit(
 
 fn finish(waiting: Waiting, bytes: usize, first: u64, seconds: f64) {
     metrics::batch_committed(waiting.len(), bytes, seconds, first + waiting.len() as u64);
-    for (i, (listener, ack)) in waiting.into_iter().enumerate() {
+    for (i, (listener, ack, charge)) in waiting.into_iter().enumerate() {
         listener.accepted.increment(1);
         if let Some(ack) = ack {
             let _ = ack.send(first + i as u64);
         }
+        drop(charge);
     }
 }
 
@@ -239,6 +245,7 @@ mod tests {
             },
             listener: ListenerMetrics::new("batcher-test", "tcp"),
             ack,
+            charge: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! [`CommitLog`]. A message counts as accepted only after its batch is committed.
 
 mod batcher;
+mod pipeline;
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 pub use batcher::{run_batcher, BatchLimits};
+pub use pipeline::{Charge, Intake, IntakeGate, Pipeline, Refused, Uncommitted, RECORD_OVERHEAD};
 
 use crate::metrics::ListenerMetrics;
 use crate::store::keys::IndexTerms;
@@ -48,6 +50,9 @@ pub struct PreparedRecord {
     pub listener: Arc<ListenerMetrics>,
     /// Told the record's seq once it is committed (RELP answers only then).
     pub ack: Option<oneshot::Sender<u64>>,
+    /// Its share of the pipeline's byte budget, set when it is handed over and released
+    /// once it is committed.
+    pub charge: Option<Charge>,
 }
 
 /// Makes a batch durable and says which seqs it got: implemented by replication (Raft), a
@@ -83,5 +88,30 @@ mod bytes {
             }
         }
         d.deserialize_byte_buf(Visitor)
+    }
+}
+
+/// The environment variable that slows every commit by its value in milliseconds. For tests
+/// only: it lets a test fill the pipeline as a slow disk or a distant majority would.
+pub const TEST_COMMIT_DELAY_ENV: &str = "AUDITRELAY_TEST_COMMIT_DELAY_MS";
+
+/// A commit log whose record commits each wait `delay` first (see [`TEST_COMMIT_DELAY_ENV`]).
+pub struct DelayedCommitLog {
+    pub inner: Arc<dyn CommitLog>,
+    pub delay: std::time::Duration,
+}
+
+impl CommitLog for DelayedCommitLog {
+    fn commit(&self, batch: &RecordBatch) -> Result<SeqRange, StoreError> {
+        std::thread::sleep(self.delay);
+        self.inner.commit(batch)
+    }
+
+    fn control(&self, ops: &[Control]) -> Result<(), StoreError> {
+        self.inner.control(ops)
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.inner.next_seq()
     }
 }
