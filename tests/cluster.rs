@@ -6,8 +6,9 @@
 //! from resends are allowed and reported.
 //!
 //! Each test drives a whole cluster under load, so they run one at a time. A test whose peer
-//! programs (rsyslog with omrelp, loggen, syslog-ng, fusepy) or privileges (mounting) are
-//! missing prints why and passes without running.
+//! programs (rsyslog with omrelp, loggen, syslog-ng, fusepy) or privileges (mounting a tmpfs or
+//! a FUSE filesystem, as root) are missing fails and says what it needs: `tests/run.sh`
+//! installs the programs, and CI runs as root.
 
 mod common;
 
@@ -23,7 +24,7 @@ use common::forwarding::{frames, octet_frames, send_paced_reconnecting, send_tcp
 use common::peers::{
     rsyslog_omrelp_sender, rsyslog_root, spawn_loggen, Input, KillOnDrop, Receiver,
 };
-use common::{free_port, have, http_get, metric_value, run_cli, wait_for, BIN};
+use common::{free_port, have, http_get, run_cli, wait_for, BIN};
 
 /// How long a killed or stopped node stays down before it is started again.
 const DOWN_FOR: Duration = Duration::from_secs(3);
@@ -215,7 +216,7 @@ fn a_node_added_later_catches_up_through_a_snapshot() {
     });
     assert!(voter, "node 4 is not a voting member: {status}");
 
-    let reused = Command::new(BIN)
+    let reused = Command::new(&*BIN)
         .args([
             "cluster",
             "add",
@@ -308,32 +309,29 @@ fn forwarding_to_syslog_ng_continues_across_a_leader_failover() {
     assert!(tally.foreign.is_empty(), "{:?}", tally.foreign.first());
 }
 
-/// One follower's data directory is on a 64 MiB tmpfs. Messages go to the leader until that
-/// disk is full: the node reports that its storage failed (Raft stopped) and is no longer
-/// ready, while the two others go on committing every message sent, with identical stores.
+/// One follower's data directory is on a 64 MiB tmpfs (its disk watermark off). Messages go
+/// to the leader until that disk is full: the node's Raft stops, and the node exits non-zero
+/// within its shutdown bound, while the two others go on committing every message sent, with
+/// identical stores.
 #[test]
-fn a_node_whose_disk_fills_stops_acknowledging_and_the_others_keep_serving() {
+fn a_node_whose_disk_fills_exits_non_zero_and_the_others_keep_serving() {
     let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     // Declared before the cluster, so that it is unmounted after the relays are gone.
-    let Some(disk) = Tmpfs::mount(&dir.path().join("small-disk"), "64m") else {
-        eprintln!("skipped: cannot mount a tmpfs (needs root)");
-        return;
-    };
+    let disk = Tmpfs::mount(&dir.path().join("small-disk"), "64m")
+        .expect("this test needs to mount a tmpfs (root)");
     one_node_s_storage_fails(dir.path(), disk.path.join("data"), 25_000, 400_000, || {});
 }
 
 /// One follower's data directory is on a FUSE filesystem (`tests/peers/faultyfs.py`) whose
 /// fsync starts failing with EIO once the cluster is running (there is no device-mapper here
-/// for dm-error). The node reports its storage failure and is no longer ready; the two others
-/// go on committing every message sent, with identical stores.
+/// for dm-error). The node exits non-zero within its shutdown bound; the two others go on
+/// committing every message sent, with identical stores.
 #[test]
-fn a_node_whose_fsync_fails_stops_acknowledging_and_the_others_keep_serving() {
+fn a_node_whose_fsync_fails_exits_non_zero_and_the_others_keep_serving() {
     let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let Some(disk) = FaultyFs::mount(&dir.path().join("faulty")) else {
-        return;
-    };
+    let disk = FaultyFs::mount(&dir.path().join("faulty"));
     let control = disk.control.clone();
     let log = one_node_s_storage_fails(dir.path(), disk.path.join("data"), 5_000, 100_000, || {
         std::fs::write(&control, b"").unwrap();
@@ -348,8 +346,8 @@ fn a_node_whose_fsync_fails_stops_acknowledging_and_the_others_keep_serving() {
 
 /// Three nodes, the third with its data in `failing_data_dir`. One chunk of messages is
 /// committed by all three, then `break_disk` runs, and chunks go to the leader until the
-/// third node shows its storage failure (at most `most` messages). That node must stop being
-/// ready without exiting, and the two others take another chunk and hold identical stores with
+/// third node has exited for its storage failure (at most `most` messages). That node must exit
+/// non-zero, saying why, and the two others take another chunk and hold identical stores with
 /// every message sent. Returns the failing node's log.
 fn one_node_s_storage_fails(
     dir: &Path,
@@ -362,6 +360,8 @@ fn one_node_s_storage_fails(
     let failing = NodeOptions {
         // Slow to start an election, so that it seldom leads.
         cluster_toml: "election_timeout_ms = 4000".into(),
+        // The disk is meant to fill: no watermark holding senders back first.
+        sections: "[store]\nmin_free_bytes = 0\n".into(),
         data_dir: Some(failing_data_dir),
         ..NodeOptions::default()
     };
@@ -379,24 +379,19 @@ fn one_node_s_storage_fails(
     cluster.nodes[leader].wait_accepted(sent, Duration::from_secs(120));
     cluster.wait_same_digest(&[0, 1, 2], Duration::from_secs(120));
     break_disk();
-    while sent < most && !storage_failure_shown(&mut cluster.nodes[FAILING]) {
+    while sent < most && !exited_for_storage_failure(&mut cluster.nodes[FAILING]) {
         send_tcp(tcp, &filler_frames(sent..sent + chunk));
         sent += chunk;
         cluster.nodes[leader].wait_accepted(sent, Duration::from_secs(120));
     }
     wait_for(
-        &format!("node {failing_id} to report its storage failure ({sent} messages sent)"),
+        &format!("node {failing_id} to exit for its storage failure ({sent} messages sent)"),
         Duration::from_secs(60),
-        || storage_failure_shown(&mut cluster.nodes[FAILING]).then_some(()),
+        || exited_for_storage_failure(&mut cluster.nodes[FAILING]).then_some(()),
     );
     eprintln!(
-        "node {failing_id} reports its storage failure after {sent} messages; its log ends:\n{}",
+        "node {failing_id} exited for its storage failure after {sent} messages; its log ends:\n{}",
         log_tail(&cluster.nodes[FAILING].relay.log_text(), 6)
-    );
-    wait_for(
-        &format!("node {failing_id} to stop answering ready"),
-        Duration::from_secs(30),
-        || (!cluster.nodes[FAILING].relay.is_ready()).then_some(()),
     );
 
     // The two others still form a majority and take more.
@@ -524,22 +519,55 @@ fn peers_use_mutual_tls_and_shut_out_a_node_with_a_foreign_certificate() {
     );
 }
 
-/// Whether `node` shows that its storage failed: `auditrelay_raft_running 0`, a failed
-/// commit, or "Raft stopped" in its log. Fails if the process died instead.
-fn storage_failure_shown(node: &mut Node) -> bool {
-    if let Some(status) = node.relay.exit_status() {
-        panic!(
-            "node {} exited ({status}) instead of reporting its storage failure; end of its log:\n{}",
-            node.id,
-            log_tail(&node.relay.log_text(), 40)
-        );
+/// Whether `node` has exited after its storage failed: non-zero, its log saying so. Fails if
+/// it exited otherwise.
+fn exited_for_storage_failure(node: &mut Node) -> bool {
+    let Some(status) = node.relay.exit_status() else {
+        return false;
+    };
+    let log = node.relay.log_text();
+    assert!(
+        !status.success() && log.contains("storage failed"),
+        "node {} exited ({status}) but not for a storage failure; end of its log:\n{}",
+        node.id,
+        log_tail(&log, 40)
+    );
+    true
+}
+
+/// Two of three nodes are killed while the survivor holds messages it received but cannot
+/// commit (no majority). SIGTERM ends the survivor within its shutdown bound, non-zero, and
+/// its log says how many received messages were not committed.
+#[test]
+fn a_node_left_without_a_majority_exits_within_its_bound_saying_what_was_not_committed() {
+    let _one = one_at_a_time();
+    const N: u64 = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, "");
+    let survivor = cluster.leader_index();
+    for i in (0..3).filter(|&i| i != survivor) {
+        cluster.kill9(i);
     }
-    let metrics = http_get(node.relay.http, "/metrics")
-        .map(|(_, body)| body)
-        .unwrap_or_default();
-    let raft_stopped = unlabelled_sample(&metrics, "auditrelay_raft_running") == Some(0.0);
-    let commit_failed = metric_value(&metrics, "auditrelay_commit_failures_total", &[]) > 0.0;
-    raft_stopped || commit_failed || node.relay.log_text().contains("Raft stopped")
+    let node = &mut cluster.nodes[survivor];
+    send_tcp(node.tcp_port, &frames(0..N));
+    wait_for(
+        "the survivor to receive every message",
+        Duration::from_secs(60),
+        || (node.relay.metric("auditrelay_received_messages_total", &[]) >= N as f64).then_some(()),
+    );
+    let status = node
+        .relay
+        .terminate_within(Duration::from_secs(10) + Duration::from_secs(5));
+    assert!(
+        !status.success(),
+        "exit {status} with messages not committed"
+    );
+    let log = node.relay.log_text();
+    assert!(
+        log.contains("received messages not committed"),
+        "the log does not say what was not committed:\n{}",
+        log_tail(&log, 20)
+    );
 }
 
 /// The value of the sample `name` (without labels), if `text` has it.
@@ -618,9 +646,9 @@ struct FaultyFs {
 }
 
 impl FaultyFs {
-    /// Mounts it on `path` (backing files beside it); None, saying why, where FUSE, root or
+    /// Mounts it on `path` (backing files beside it); fails, saying why, where FUSE, root or
     /// fusepy is missing.
-    fn mount(path: &Path) -> Option<FaultyFs> {
+    fn mount(path: &Path) -> FaultyFs {
         const PYTHON: &str = "/usr/bin/python3";
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/faultyfs.py");
         let usable = Path::new("/dev/fuse").exists()
@@ -628,10 +656,10 @@ impl FaultyFs {
                 .args(["-c", "import fusepy"])
                 .status()
                 .is_ok_and(|s| s.success());
-        if !usable {
-            eprintln!("skipped: needs /dev/fuse and {PYTHON} with fusepy (python3-fusepy)");
-            return None;
-        }
+        assert!(
+            usable,
+            "this test needs /dev/fuse, root and {PYTHON} with fusepy (python3-fusepy)"
+        );
         let backing = path.with_extension("backing");
         let control = path.with_extension("fail-fsync");
         std::fs::create_dir_all(path).unwrap();
@@ -646,17 +674,18 @@ impl FaultyFs {
         );
         let deadline = Instant::now() + Duration::from_secs(10);
         while !is_mount_point(path) {
-            if Instant::now() > deadline {
-                eprintln!("skipped: faultyfs did not mount on {}", path.display());
-                return None;
-            }
+            assert!(
+                Instant::now() <= deadline,
+                "faultyfs did not mount on {}",
+                path.display()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(FaultyFs {
+        FaultyFs {
             path: path.to_path_buf(),
             control,
             _process: process,
-        })
+        }
     }
 }
 
@@ -704,7 +733,7 @@ fn next_seq(node: &Node) -> f64 {
 /// How often each loggen sequence number is in the store at `data_dir`, read from
 /// `auditrelay query` line by line (the store holds a few hundred megabytes of JSON).
 fn loggen_counts(data_dir: &Path) -> HashMap<String, u32> {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(&*BIN)
         .arg("query")
         .arg("--data-dir")
         .arg(data_dir)

@@ -24,6 +24,8 @@ pub struct NodeOptions {
     pub args: Vec<String>,
     /// The data directory; `<work>/node<ID>/data` when not given.
     pub data_dir: Option<PathBuf>,
+    /// Whole sections added at the end of the node's TOML file, e.g. `[store]` settings.
+    pub sections: String,
 }
 
 impl NodeOptions {
@@ -175,7 +177,7 @@ impl Cluster {
         let dir = self.work.join(format!("node{id}"));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("relay.toml");
-        std::fs::write(&config, toml).unwrap();
+        std::fs::write(&config, format!("{toml}\n{}", options.sections)).unwrap();
         let data_dir = options.data_dir.unwrap_or_else(|| dir.join("data"));
         let http = SocketAddr::from(([127, 0, 0, 1], ports.http));
         let mut args = vec![format!("--config={}", config.display())];
@@ -375,7 +377,7 @@ join = {join}
 
 /// `auditrelay digest --data-dir DIR` (works while the relay runs); None if it failed.
 pub fn try_digest(data_dir: &Path) -> Option<String> {
-    let out = Command::new(BIN)
+    let out = Command::new(&*BIN)
         .arg("digest")
         .arg("--data-dir")
         .arg(data_dir)

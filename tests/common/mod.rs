@@ -14,7 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_auditrelay");
+/// The binary under test: the one cargo built for these tests, or `AUDITRELAY_BIN` when set
+/// (checkouts that share one build directory overwrite each other's `debug/auditrelay`).
+pub static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("AUDITRELAY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_auditrelay").into())
+});
 
 /// A port that was free a moment ago on 127.0.0.1 (TCP and UDP).
 pub fn free_port() -> u16 {
@@ -82,6 +86,8 @@ pub struct Relay {
     pub http: SocketAddr,
     pub args: Vec<String>,
     pub log: PathBuf,
+    /// Environment variables the process is started with, besides the test's own.
+    pub env: Vec<(String, String)>,
 }
 
 impl Relay {
@@ -103,8 +109,28 @@ impl Relay {
             http,
             args: args.to_vec(),
             log: log.to_path_buf(),
+            env: Vec::new(),
         };
         relay.spawn();
+        relay
+    }
+
+    /// Like [`Relay::start`], with `env` set in the process's environment.
+    pub fn start_with_env(data_dir: &Path, args: &[String], env: &[(&str, &str)]) -> Relay {
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut relay = Relay {
+            child: None,
+            data_dir: data_dir.to_path_buf(),
+            http,
+            args: args.to_vec(),
+            log: data_dir.join("relay.log"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        relay.spawn();
+        relay.wait_ready();
         relay
     }
 
@@ -125,13 +151,14 @@ impl Relay {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(BIN)
+        let child = Command::new(&*BIN)
             .arg("run")
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--http")
             .arg(self.http.to_string())
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -178,19 +205,55 @@ impl Relay {
 
     /// SIGTERM and wait for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
+        self.terminate_within(Duration::from_secs(60))
+    }
+
+    /// SIGTERM, and wait for the exit at most `limit` (then fail, naming the limit).
+    pub fn terminate_within(&mut self, limit: Duration) -> ExitStatus {
         self.signal("-TERM");
+        self.wait_exit(limit, "after SIGTERM")
+    }
+
+    /// Waits at most `limit` for the process to exit on its own (`after` says after what, for
+    /// the failure message) and returns how it ended; kills it and fails past the limit.
+    pub fn wait_exit(&mut self, limit: Duration, after: &str) -> ExitStatus {
         let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "relay did not exit after SIGTERM"
-            );
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "relay did not exit within {limit:?} {after}; end of its log:\n{}",
+                    self.log_text()
+                        .lines()
+                        .rev()
+                        .take(30)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Resident memory of the process: (now, peak), in bytes, from /proc (VmRSS, VmHWM).
+    pub fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib = |key: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in /proc status"))
+        };
+        (kib("VmRSS:") * 1024, kib("VmHWM:") * 1024)
     }
 
     pub fn sighup(&self) {
@@ -239,7 +302,7 @@ pub fn metric_value(text: &str, name: &str, labels: &[&str]) -> f64 {
 
 /// Runs `auditrelay ARGS…`, asserts it succeeded, and returns its standard output.
 pub fn run_cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<u8> {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    let out = Command::new(&*BIN).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "auditrelay failed: {}",
@@ -250,7 +313,7 @@ pub fn run_cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<u8> {
 
 /// Runs `auditrelay query --data-dir DIR ARGS…`.
 pub fn query(data_dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
-    let out = Command::new(BIN)
+    let out = Command::new(&*BIN)
         .arg("query")
         .arg("--data-dir")
         .arg(data_dir)
