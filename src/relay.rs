@@ -27,6 +27,7 @@ const SNMP_POLL: Duration = Duration::from_secs(2);
 pub async fn run(config: Config) -> Result<(), String> {
     let handle = metrics::install()?;
     crate::file_modes::make_private(&config.data_dir)?;
+    crate::descriptors::prepare(&config);
     let store = Arc::new(Store::open(&config.data_dir).map_err(|e| e.to_string())?);
     tracing::info!(store = %store.path().display(), next_seq = store.next_seq(), cluster = ?store.cluster_id(), "store open");
     ::metrics::gauge!(metrics::NEXT_SEQ).set(store.next_seq() as f64);

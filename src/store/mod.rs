@@ -104,6 +104,8 @@ fn db_options() -> Options {
     opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
     opts.set_write_buffer_size(64 << 20);
     opts.set_keep_log_file_num(4);
+    // Bounded, so that the relay's descriptors fit its budget (see `descriptors`).
+    opts.set_max_open_files(crate::descriptors::ROCKSDB_MAX_OPEN_FILES);
     // 16 KiB blocks rather than 4: a block holds a dozen or more records instead of four, so
     // flushing builds a quarter of the blocks and index entries, and LZ4 finds the repeats
     // between neighbouring records (the same hosts, apps and keys).
