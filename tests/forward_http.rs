@@ -495,3 +495,43 @@ fn relp_refusals_become_dead_letters_with_a_mock_relp_server() {
     };
     dead_letters_then_replay(&relay, "relp", &accept, &delivered, "RELP rsp 500");
 }
+
+/// A relay with a TCP listener forwarding to `forward`, given one event.
+fn relay_sending_one(dir: &std::path::Path, forward: String) -> Relay {
+    let tcp = free_port();
+    let relay = Relay::start(
+        &dir.join("data"),
+        &[
+            format!("--listen=tcp://127.0.0.1:{tcp}"),
+            format!("--forward={forward}"),
+        ],
+    );
+    let m = event(1);
+    common::forwarding::send_tcp(tcp, format!("{} {m}", m.len()).as_bytes());
+    relay
+}
+
+#[test]
+fn a_receivers_refusal_text_cannot_forge_lines_in_the_relays_log() {
+    // A receiver whose refusal echoes what it was sent, line breaks included.
+    let port = serve(Arc::new(|_: &Request| Response {
+        status: 422,
+        headers: vec![("Content-Type".into(), "text/plain".into())],
+        body: b"refused\r\nFAKE LOG LINE: everything was delivered\nFAKE too".to_vec(),
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay_sending_one(
+        dir.path(),
+        format!("http://127.0.0.1:{port}/ingest?name=web"),
+    );
+    wait_for("the dead letter", Duration::from_secs(30), || {
+        (relay.metric("auditrelay_forward_dead_lettered_messages_total", &[]) == 1.0).then_some(())
+    });
+    let log = relay.log_text();
+    assert!(
+        log.contains(r"refused\r\nFAKE LOG LINE"),
+        "the receiver's text is in the log, escaped:\n{log}"
+    );
+    let forged: Vec<&str> = log.lines().filter(|l| l.starts_with("FAKE")).collect();
+    assert!(forged.is_empty(), "forged log lines: {forged:?}");
+}

@@ -159,6 +159,9 @@ fn refuses_content(status: StatusCode) -> bool {
     matches!(status.as_u16(), 400 | 413 | 422)
 }
 
+/// The start of a receiver's answer, for logs and dead letters. It is the receiver's text and
+/// may echo record content, so it is logged with `?` (escaped): a CR or LF in it must not
+/// start a line of our log.
 fn body_text(body: &Bytes) -> String {
     let text = String::from_utf8_lossy(body);
     text.chars().take(300).collect()
@@ -366,7 +369,7 @@ async fn deliver(
                     }
                 }
                 if !v.retry.is_empty() || v.split.is_some() {
-                    tracing::warn!(destination = %dest.name, status = r.status.as_u16(), body = %body_text(&r.body), "receiver refused part of a batch");
+                    tracing::warn!(destination = %dest.name, status = r.status.as_u16(), body = ?body_text(&r.body), "receiver refused part of a batch");
                 }
                 v
             }
