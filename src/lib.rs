@@ -2,12 +2,15 @@
 //!
 //! This library holds the pieces the `auditrelay` binary is made of, so that integration tests
 //! and benchmarks can drive them directly. Parsing lives in the `auditrelay-parsers` crate.
-// Unsafe code is denied everywhere but in `forward::tcp_ack`, one documented ioctl.
+// Unsafe code is denied everywhere but in `forward::tcp_ack` (one documented ioctl) and the
+// start-up calls of `file_modes` (umask) and `descriptors` (getrlimit/setrlimit).
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod descriptors;
 pub mod disk_watermark;
 pub mod dlq;
+pub mod file_modes;
 pub mod forward;
 pub mod http;
 pub mod ingest;

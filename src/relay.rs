@@ -43,8 +43,8 @@ enum Stop {
 /// Runs the relay until SIGTERM or SIGINT; returns once everything received is committed.
 pub async fn run(config: Config) -> Result<(), String> {
     let handle = metrics::install()?;
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+    crate::file_modes::make_private(&config.data_dir)?;
+    crate::descriptors::prepare(&config);
     let store = Arc::new(Store::open(&config.data_dir).map_err(|e| e.to_string())?);
     tracing::info!(store = %store.path().display(), next_seq = store.next_seq(), cluster = ?store.cluster_id(), "store open");
     ::metrics::gauge!(metrics::NEXT_SEQ).set(store.next_seq() as f64);

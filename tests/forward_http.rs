@@ -495,3 +495,117 @@ fn relp_refusals_become_dead_letters_with_a_mock_relp_server() {
     };
     dead_letters_then_replay(&relay, "relp", &accept, &delivered, "RELP rsp 500");
 }
+
+/// A relay with a TCP listener forwarding to `forward`, given one event.
+fn relay_sending_one(dir: &std::path::Path, forward: String) -> Relay {
+    let tcp = free_port();
+    let relay = Relay::start(
+        &dir.join("data"),
+        &[
+            format!("--listen=tcp://127.0.0.1:{tcp}"),
+            format!("--forward={forward}"),
+        ],
+    );
+    let m = event(1);
+    common::forwarding::send_tcp(tcp, format!("{} {m}", m.len()).as_bytes());
+    relay
+}
+
+#[test]
+fn a_receivers_refusal_text_cannot_forge_lines_in_the_relays_log() {
+    // A receiver whose refusal echoes what it was sent, line breaks included.
+    let port = serve(Arc::new(|_: &Request| Response {
+        status: 422,
+        headers: vec![("Content-Type".into(), "text/plain".into())],
+        body: b"refused\r\nFAKE LOG LINE: everything was delivered\nFAKE too".to_vec(),
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay_sending_one(
+        dir.path(),
+        format!("http://127.0.0.1:{port}/ingest?name=web"),
+    );
+    wait_for("the dead letter", Duration::from_secs(30), || {
+        (relay.metric("auditrelay_forward_dead_lettered_messages_total", &[]) == 1.0).then_some(())
+    });
+    let log = relay.log_text();
+    assert!(
+        log.contains(r"refused\r\nFAKE LOG LINE"),
+        "the receiver's text is in the log, escaped:\n{log}"
+    );
+    let forged: Vec<&str> = log.lines().filter(|l| l.starts_with("FAKE")).collect();
+    assert!(forged.is_empty(), "forged log lines: {forged:?}");
+}
+
+/// A HEC stand-in whose token has indexer acknowledgement off (answers 200 without `ackId`)
+/// until `acknowledging` is set; then it answers with an `ackId` and confirms it when polled.
+#[derive(Default)]
+struct HecTokenWithoutAcks {
+    acknowledging: AtomicBool,
+    events: Mutex<Vec<Value>>,
+}
+
+impl HecTokenWithoutAcks {
+    fn handle(&self, r: &Request) -> Response {
+        let acknowledging = self.acknowledging.load(Ordering::SeqCst);
+        match r.path.as_str() {
+            "/services/collector/ack" if acknowledging => {
+                Response::json(200, json!({"acks": {"0": true}}))
+            }
+            "/services/collector/ack" => {
+                Response::json(400, json!({"text": "ACK is disabled", "code": 14}))
+            }
+            "/services/collector/event" => {
+                if !acknowledging {
+                    return Response::json(200, json!({"text": "Success", "code": 0}));
+                }
+                let body: Value = serde_json::from_slice(&r.body).unwrap();
+                self.events.lock().unwrap().push(body);
+                Response::json(200, json!({"text": "Success", "code": 0, "ackId": 0}))
+            }
+            _ => Response::json(404, json!({"text": "not found", "code": 404})),
+        }
+    }
+}
+
+#[test]
+fn hec_with_ack_true_counts_nothing_delivered_without_an_ack_id_and_reports_the_configuration() {
+    let hec = Arc::new(HecTokenWithoutAcks::default());
+    let server = hec.clone();
+    let port = serve(Arc::new(move |r: &Request| server.handle(r)));
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay_sending_one(
+        dir.path(),
+        format!("splunk-hec+http://127.0.0.1:{port}?name=hec&token=t&ack=true&retry_max_secs=1"),
+    );
+    let errors = |r: &Relay| {
+        r.metric(
+            "auditrelay_forward_configuration_errors_total",
+            &["destination=\"hec\""],
+        )
+    };
+    wait_for(
+        "the configuration error reported twice (sent again)",
+        Duration::from_secs(30),
+        || (errors(&relay) >= 2.0).then_some(()),
+    );
+    let cursor = |r: &Relay| r.metric("auditrelay_forward_cursor", &["destination=\"hec\""]);
+    assert_eq!(cursor(&relay), 0.0, "nothing counts as delivered");
+    assert_eq!(
+        relay.metric("auditrelay_forward_acknowledged_messages_total", &[]),
+        0.0
+    );
+    let log = relay.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("configuration error")
+            && l.contains("without ackId")
+            && l.contains("hec")),
+        "the log names the destination and the error:\n{log}"
+    );
+
+    // The operator enables indexer acknowledgement on the token.
+    hec.acknowledging.store(true, Ordering::SeqCst);
+    wait_for("the record delivered", Duration::from_secs(30), || {
+        (cursor(&relay) == 1.0).then_some(())
+    });
+    assert_eq!(hec.events.lock().unwrap().len(), 1);
+}

@@ -28,6 +28,9 @@ pub mod defaults {
     pub const RETRY_MAX_SECS: u64 = 30;
     /// How often a moving cursor is committed; a crash resends at most this much.
     pub const CURSOR_INTERVAL_MS: u64 = 200;
+    /// A `file://` destination's output, when the relay creates it: the owner writes, the
+    /// group (a log shipper, an auditor) reads, others nothing.
+    pub const FILE_MODE: u32 = 0o640;
 }
 
 /// What kind of receiver a destination is.
@@ -143,6 +146,8 @@ pub struct Destination {
     /// Where a destination without a cursor starts: at the first stored record, or with what
     /// is committed after it starts.
     pub start_at_end: bool,
+    /// The permission bits a `file://` destination's output gets when the relay creates it.
+    pub file_mode: u32,
     pub filter: Filter,
 }
 
@@ -176,6 +181,9 @@ pub struct ForwardSection {
     /// `beginning` (default: every stored record) or `end` (only what comes after), for a
     /// destination the store has no cursor for yet.
     pub start: Option<String>,
+    /// `file://` only: the mode, in octal ("0640", the default), of the output file when the
+    /// relay creates it; an existing file keeps its own.
+    pub file_mode: Option<String>,
     #[serde(default)]
     pub filter: FilterSection,
 }
@@ -221,6 +229,7 @@ impl ForwardSection {
                 "timeout_secs" => set(&mut self.timeout_secs, number("a number")?),
                 "retry_max_secs" => set(&mut self.retry_max_secs, number("a number")?),
                 "start" => set(&mut self.start, v.clone()),
+                "file_mode" => set(&mut self.file_mode, v.clone()),
                 "cursor_interval_ms" => set(&mut self.cursor_interval_ms, number("a number")?),
                 other => {
                     return Err((
@@ -228,7 +237,7 @@ impl ForwardSection {
                         "unknown parameter; the URL takes name, format, framing, ca, cert, key, \
                          server_name, token, ack, index, sourcetype, batch_max_records, \
                          batch_max_bytes, linger_ms, in_flight, settle_ms, timeout_secs, \
-                         retry_max_secs, cursor_interval_ms, start"
+                         retry_max_secs, cursor_interval_ms, start, file_mode"
                             .into(),
                     ))
                 }
@@ -425,6 +434,21 @@ impl Destination {
                 return Err(("start".into(), format!("{other:?}: use beginning or end")))
             }
         };
+        let file_mode = match (section.file_mode.as_deref(), kind) {
+            (None, _) => defaults::FILE_MODE,
+            (Some(text), Kind::File) => crate::file_modes::parse_mode(text).ok_or_else(|| {
+                (
+                    "file_mode".to_string(),
+                    format!("{text:?} is not an octal mode such as \"0640\""),
+                )
+            })?,
+            (Some(_), _) => {
+                return Err((
+                    "file_mode".into(),
+                    format!("{scheme}:// writes no file; file_mode is for file://"),
+                ))
+            }
+        };
         let ms = Duration::from_millis;
         let secs = Duration::from_secs;
         let path = match kind {
@@ -448,6 +472,7 @@ impl Destination {
         Ok(Destination {
             name,
             kind,
+            file_mode,
             url: redact(&url),
             host,
             port,
@@ -570,6 +595,8 @@ mod tests {
         let d = dest("file:///var/log/out.ndjson").unwrap();
         assert_eq!((d.kind, d.format), (Kind::File, OutputFormat::Json));
         assert_eq!(d.path, "/var/log/out.ndjson");
+        assert_eq!(d.file_mode, 0o640);
+        assert_eq!(dest("file:///x?file_mode=0600").unwrap().file_mode, 0o600);
     }
 
     #[test]
@@ -587,5 +614,10 @@ mod tests {
             "in_flight"
         );
         assert_eq!(dest("syslog+tcp://x:1?name=a/b").unwrap_err().0, "name");
+        assert_eq!(dest("file:///x?file_mode=rw").unwrap_err().0, "file_mode");
+        assert_eq!(
+            dest("syslog+tcp://x:1?file_mode=0640").unwrap_err().0,
+            "file_mode"
+        );
     }
 }

@@ -2,20 +2,19 @@
 //! flushed and synced to disk before a batch counts as delivered. SIGHUP reopens the file by
 //! name, so logrotate can move it away.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
 use super::sink::{Batch, SinkContext};
 use super::Backoff;
 
-fn open(path: &PathBuf) -> std::io::Result<File> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    OpenOptions::new().create(true).append(true).open(path)
+/// Opens the output for appending; a file the relay creates gets the destination's
+/// `file_mode` (the process umask keeps everything else private, see `file_modes`).
+fn open(path: &Path, mode: u32) -> std::io::Result<File> {
+    crate::file_modes::create_with_mode(path, mode)
 }
 
 /// Writes and syncs one batch; blocking. A batch that fails half-way is cut off again, so the
@@ -71,7 +70,7 @@ pub async fn run(mut ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
             }
             let mut f = match file.take() {
                 Some(f) => f,
-                None => match open(&path) {
+                None => match open(&path, ctx.dest.file_mode) {
                     Ok(f) => f,
                     Err(e) => {
                         ctx.metrics.failures.increment(1);

@@ -159,6 +159,9 @@ fn refuses_content(status: StatusCode) -> bool {
     matches!(status.as_u16(), 400 | 413 | 422)
 }
 
+/// The start of a receiver's answer, for logs and dead letters. It is the receiver's text and
+/// may echo record content, so it is logged with `?` (escaped): a CR or LF in it must not
+/// start a line of our log.
 fn body_text(body: &Bytes) -> String {
     let text = String::from_utf8_lossy(body);
     text.chars().take(300).collect()
@@ -352,6 +355,9 @@ async fn deliver(
                     Kind::SplunkHec => judge_hec(&r, &group),
                     _ => judge_plain(&r, &group),
                 };
+                if !v.retry.is_empty() || v.split.is_some() {
+                    tracing::warn!(destination = %dest.name, status = r.status.as_u16(), body = ?body_text(&r.body), "receiver refused part of a batch");
+                }
                 if dest.kind == Kind::SplunkHec && dest.hec_ack && r.status.is_success() {
                     let parsed: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
                     match parsed.get("ackId").and_then(Value::as_u64) {
@@ -360,13 +366,14 @@ async fn deliver(
                             tracing::warn!(destination = %dest.name, "HEC did not confirm indexing in time; sending again");
                             v.retry = group.clone();
                         }
+                        // With `ack = true` only an indexed ackId counts as delivered: a token
+                        // without indexer acknowledgement takes events it may still lose.
                         None => {
-                            tracing::warn!(destination = %dest.name, "HEC answered without ackId: is indexer acknowledgement enabled on the token?")
+                            metrics.configuration_errors.increment(1);
+                            tracing::error!(destination = %dest.name, url = %dest.url, "configuration error: ack = true but HEC answered without ackId; enable indexer acknowledgement on the token (or set ack = false). Nothing counts as delivered; sending again");
+                            v.retry = group.clone();
                         }
                     }
-                }
-                if !v.retry.is_empty() || v.split.is_some() {
-                    tracing::warn!(destination = %dest.name, status = r.status.as_u16(), body = %body_text(&r.body), "receiver refused part of a batch");
                 }
                 v
             }

@@ -10,6 +10,7 @@ pub const RETRIED: &str = "auditrelay_forward_retried_messages_total";
 pub const DEAD_LETTERED: &str = "auditrelay_forward_dead_lettered_messages_total";
 pub const FILTERED: &str = "auditrelay_forward_filtered_messages_total";
 pub const FAILURES: &str = "auditrelay_forward_failures_total";
+pub const CONFIGURATION_ERRORS: &str = "auditrelay_forward_configuration_errors_total";
 pub const LAG: &str = "auditrelay_forward_lag_records";
 pub const OLDEST_AGE: &str = "auditrelay_forward_oldest_unforwarded_age_seconds";
 pub const CONNECTED: &str = "auditrelay_forward_connected";
@@ -33,6 +34,10 @@ pub fn describe() {
     describe_counter!(
         FAILURES,
         "Failed connections, requests and writes (each is retried)."
+    );
+    describe_counter!(
+        CONFIGURATION_ERRORS,
+        "Answers that show the receiver is set up unlike the destination's configuration (HEC without ackId under ack = true); the records go again."
     );
     describe_gauge!(
         LAG,
@@ -58,6 +63,7 @@ pub struct DestinationMetrics {
     pub dead_lettered: Counter,
     pub filtered: Counter,
     pub failures: Counter,
+    pub configuration_errors: Counter,
     pub lag: Gauge,
     pub oldest_age: Gauge,
     pub connected: Gauge,
@@ -74,6 +80,7 @@ impl DestinationMetrics {
             dead_lettered: counter!(DEAD_LETTERED, &l),
             filtered: counter!(FILTERED, &l),
             failures: counter!(FAILURES, &l),
+            configuration_errors: counter!(CONFIGURATION_ERRORS, &l),
             lag: gauge!(LAG, &l),
             oldest_age: gauge!(OLDEST_AGE, &l),
             connected: gauge!(CONNECTED, &l),
@@ -86,6 +93,7 @@ impl DestinationMetrics {
             &m.dead_lettered,
             &m.filtered,
             &m.failures,
+            &m.configuration_errors,
         ] {
             c.increment(0);
         }

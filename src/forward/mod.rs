@@ -550,7 +550,8 @@ impl Task {
                 }
             }
             for (seq, error) in dead {
-                tracing::warn!(destination = %name, seq, error = %error, "dead letter");
+                // The receiver's reason, which may echo the record: escaped (`?`).
+                tracing::warn!(destination = %name, seq, error = ?error, "dead letter");
                 controls.push(Control::DeadLetter {
                     destination: name.clone(),
                     seq,

@@ -163,7 +163,8 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
             Err(e) => {
                 ctx.metrics.connected.set(0.0);
                 ctx.metrics.failures.increment(1);
-                tracing::warn!(destination = %name, error = %e, "cannot open a RELP session");
+                // May hold the server's text: escaped (`?`).
+                tracing::warn!(destination = %name, error = ?e, "cannot open a RELP session");
                 tokio::time::sleep(backoff.delay()).await;
                 continue;
             }
@@ -243,7 +244,7 @@ pub async fn run(ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
         }
         ctx.metrics.connected.set(0.0);
         ctx.metrics.failures.increment(1);
-        tracing::warn!(destination = %name, error = %failure.unwrap_or_default(), "RELP session lost; unanswered messages go again");
+        tracing::warn!(destination = %name, error = ?failure.unwrap_or_default(), "RELP session lost; unanswered messages go again");
         tokio::time::sleep(backoff.delay()).await;
     }
 }

@@ -151,6 +151,8 @@ impl LogStore {
         options.set_compression_type(rocksdb::DBCompressionType::None);
         options.set_write_buffer_size(64 << 20);
         options.set_keep_log_file_num(4);
+        // Bounded, so that the relay's descriptors fit its budget (see `descriptors`).
+        options.set_max_open_files(crate::descriptors::ROCKSDB_MAX_OPEN_FILES);
         // A WAL file is deleted only once every family's data in it is flushed; the small
         // state family would otherwise hold about a gigabyte of WAL (RocksDB's default bound)
         // before anything forces it to flush.

@@ -47,6 +47,8 @@ impl StateMachine {
         let dir = data_dir.join("snapshots");
         let snapshots =
             SnapshotDir::open(dir.clone()).map_err(|e| format!("{}: {e}", dir.display()))?;
+        keep_interrupted_install(&store, &snapshots)
+            .map_err(|e| format!("{}: finishing a snapshot install: {e}", dir.display()))?;
         Ok(StateMachine {
             store,
             snapshots: Arc::new(snapshots),
@@ -67,6 +69,47 @@ impl StateMachine {
         };
         Ok((applied, membership))
     }
+}
+
+/// The meta of the snapshot being installed, beside its unpacked copy, so that a node that
+/// crashed after the store took the copy (see `Store::install`) still keeps it as its current
+/// snapshot.
+const INCOMING_META: &str = "incoming.meta";
+const INCOMING_CHECKPOINT: &str = "incoming.checkpoint";
+const INCOMING_PACKED: &str = "incoming.snap";
+
+/// Finishes what an install cut short after the store holds the snapshot: makes it the current
+/// snapshot, so that the snapshot this node offers is never older than what it applied.
+/// Leftovers of an install the store did not take are removed.
+fn keep_interrupted_install(store: &Store, snapshots: &SnapshotDir) -> Result<(), String> {
+    let meta_path = snapshots.scratch(INCOMING_META);
+    let bytes = match std::fs::read(&meta_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", meta_path.display())),
+    };
+    let meta: Meta = match decode(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(file = %meta_path.display(), error = %e, "an unreadable snapshot meta from an interrupted install; removed");
+            return std::fs::remove_file(&meta_path)
+                .map_err(|e| format!("{}: {e}", meta_path.display()));
+        }
+    };
+    let checkpoint = snapshots.scratch(INCOMING_CHECKPOINT);
+    let (applied, _) = StateMachine::applied(store)?;
+    if applied == meta.last_log_id && checkpoint.is_dir() {
+        let packed = snapshots.scratch(INCOMING_PACKED);
+        snapshots
+            .keep(
+                &checkpoint,
+                &meta,
+                packed.exists().then_some(packed.as_path()),
+            )
+            .map_err(|e| e.to_string())?;
+        tracing::info!(snapshot = %meta, "kept the snapshot an interrupted install had applied");
+    }
+    std::fs::remove_file(&meta_path).map_err(|e| format!("{}: {e}", meta_path.display()))
 }
 
 /// Applies `entries` to `store` in one write; answers each entry.
@@ -187,7 +230,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .write(true)
             .create(true)
             .truncate(true)
-            .open(self.snapshots.scratch("incoming.snap"))
+            .open(self.snapshots.scratch(INCOMING_PACKED))
             .await
             .map_err(snapshot_err)?;
         Ok(Box::new(file))
@@ -207,10 +250,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let text = |e: &dyn std::fmt::Display| e.to_string();
-            let incoming = snapshots.scratch("incoming.snap");
-            let unpacked = snapshots.scratch("incoming.checkpoint");
+            let incoming = snapshots.scratch(INCOMING_PACKED);
+            let unpacked = snapshots.scratch(INCOMING_CHECKPOINT);
+            let incoming_meta = snapshots.scratch(INCOMING_META);
             remove_dir(&unpacked).map_err(|e| text(&e))?;
             pack::unpack(&incoming, &unpacked).map_err(|e| text(&e))?;
+            std::fs::write(&incoming_meta, encode(&meta)?)
+                .and_then(|()| std::fs::File::open(&incoming_meta)?.sync_all())
+                .map_err(|e| text(&e))?;
+            // All or nothing across a crash; the unpacked copy stays until `keep` below.
             store.install(&unpacked).map_err(|e| text(&e))?;
             let applied = encode(&meta.last_log_id)?;
             let membership = encode(&meta.last_membership)?;
@@ -225,6 +273,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             snapshots
                 .keep(&unpacked, &meta, Some(&incoming))
                 .map_err(|e| text(&e))?;
+            std::fs::remove_file(&incoming_meta).map_err(|e| text(&e))?;
             tracing::info!(
                 snapshot = %meta,
                 next_seq = store.next_seq(),
@@ -312,5 +361,52 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             meta,
             snapshot: Box::new(nothing),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node that crashed after its store took a snapshot (the store's own marker finishes
+    /// that part) but before the snapshot became its current one.
+    fn crashed_after_the_store_took(applied_index: u64) -> (tempfile::TempDir, Arc<Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let leader_id = openraft::CommittedLeaderId::new(3, 1);
+        let meta = Meta {
+            last_log_id: Some(LogId::new(leader_id, 40)),
+            last_membership: Membership::default(),
+            snapshot_id: "3-40-1".into(),
+        };
+        let applied = encode(&Some(LogId::new(leader_id, applied_index))).unwrap();
+        store.apply(&[], &[(APPLIED_KEY, &applied)], true).unwrap();
+        let snapshots = dir.path().join("snapshots");
+        std::fs::create_dir_all(&snapshots).unwrap();
+        store
+            .checkpoint(&snapshots.join(INCOMING_CHECKPOINT), &[])
+            .unwrap();
+        std::fs::write(snapshots.join(INCOMING_META), encode(&meta).unwrap()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_snapshot_the_store_took_before_a_crash_becomes_the_current_one_at_open() {
+        let (dir, store) = crashed_after_the_store_took(40);
+        StateMachine::open(store, dir.path()).unwrap();
+        let snapshots = dir.path().join("snapshots");
+        assert!(snapshots.join("current.checkpoint").is_dir());
+        assert!(snapshots.join("current.meta").is_file());
+        assert!(!snapshots.join(INCOMING_META).exists());
+        assert!(!snapshots.join(INCOMING_CHECKPOINT).exists());
+    }
+
+    #[test]
+    fn a_snapshot_the_store_did_not_take_is_not_kept() {
+        let (dir, store) = crashed_after_the_store_took(12);
+        StateMachine::open(store, dir.path()).unwrap();
+        let snapshots = dir.path().join("snapshots");
+        assert!(!snapshots.join("current.meta").exists());
+        assert!(!snapshots.join(INCOMING_META).exists());
     }
 }

@@ -7,6 +7,7 @@
 //! and after a crash the next start applies the rest from the Raft log).
 
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use super::Store;
 
 /// The socket's name in the data directory.
 const SOCKET: &str = "flush.sock";
+/// The socket's mode: its owner's readers only, like every file of the data directory.
+const SOCKET_MODE: u32 = 0o600;
 
 /// How long a reader waits for a flush (a full memtable takes well under a second).
 const FLUSH_WAIT: Duration = Duration::from_secs(60);
@@ -35,6 +38,10 @@ pub fn serve(store: Arc<Store>, data_dir: &Path) -> Result<tokio::task::JoinHand
     let _ = std::fs::remove_file(&path);
     let listener =
         UnixListener::bind(&path).map_err(|e| format!("{}: cannot listen: {e}", path.display()))?;
+    // bind(2) gives the socket 0777 less the umask (0700 under the relay's 077); connecting
+    // needs write permission only, so the owner's read and write are all it keeps.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(SOCKET_MODE))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(tokio::spawn(async move {
         loop {
             let mut conn = match listener.accept().await {

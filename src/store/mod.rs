@@ -16,6 +16,7 @@
 
 pub mod digest;
 pub mod freshness;
+mod install_marker;
 pub mod keys;
 pub mod meta;
 pub mod query;
@@ -104,6 +105,8 @@ fn db_options() -> Options {
     opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
     opts.set_write_buffer_size(64 << 20);
     opts.set_keep_log_file_num(4);
+    // Bounded, so that the relay's descriptors fit its budget (see `descriptors`).
+    opts.set_max_open_files(crate::descriptors::ROCKSDB_MAX_OPEN_FILES);
     // 16 KiB blocks rather than 4: a block holds a dozen or more records instead of four, so
     // flushing builds a quarter of the blocks and index entries, and LZ4 finds the repeats
     // between neighbouring records (the same hosts, apps and keys).
@@ -156,7 +159,7 @@ impl Store {
         let next_seq = read_next_seq(&db)?;
         let day_ranges = scan::day_ranges(&db)?;
         let cluster_id = meta::cluster_id(&db)?;
-        Ok(Store {
+        let store = Store {
             db,
             path,
             next_seq: Mutex::new(next_seq),
@@ -164,7 +167,36 @@ impl Store {
             committed: watch::channel(next_seq).0,
             cluster_id: Mutex::new(cluster_id),
             cf_names: Mutex::new(cf_names),
-        })
+        };
+        store.finish_interrupted_install()?;
+        Ok(store)
+    }
+
+    /// Where [`install_marker`] lives: beside the store's directory.
+    fn install_marker_path(&self) -> PathBuf {
+        self.path.with_file_name(install_marker::MARKER)
+    }
+
+    /// Installs again the copy an interrupted install names, so that the store holds it
+    /// whole; fails, naming the marker, if that copy is gone (the store may be half-installed
+    /// and must not serve).
+    fn finish_interrupted_install(&self) -> Result<(), StoreError> {
+        let marker = self.install_marker_path();
+        let Some(copy) = install_marker::read(&marker).map_err(|e| open_error(&marker, e))? else {
+            return Ok(());
+        };
+        if !copy.is_dir() {
+            return Err(open_error(
+                &marker,
+                format!(
+                    "a snapshot install was interrupted and its copy {} is gone: the store may \
+                     hold part of it; restore this node's data directory from a replica",
+                    copy.display()
+                ),
+            ));
+        }
+        tracing::warn!(copy = %copy.display(), "a snapshot install was interrupted; installing it again");
+        self.install(&copy)
     }
 
     /// The cluster's identity, carried downstream with each `seq`; `None` until the first
@@ -383,11 +415,20 @@ impl Store {
     /// Makes the store's content that of the copy at `dir` (a snapshot's body): each column
     /// family is emptied and filled from the copy, in bounded batches, and flushed at the end.
     /// Only a node that is behind installs a snapshot, so no reader is following this store.
+    ///
+    /// All or nothing across a crash: the copy must stay at `dir` until this returns, and a
+    /// store opened after a crash in the middle installs it again (see [`install_marker`]).
     pub fn install(&self, dir: &Path) -> Result<(), StoreError> {
-        let copy_cfs = existing_cfs(dir);
-        let copy = Db::open_cf_for_read_only(&Options::default(), dir, &copy_cfs, false)
-            .map_err(|e| open_error(dir, e))?;
-        let mut next = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
+        let marker = self.install_marker_path();
+        let marker_error =
+            |e: std::io::Error| StoreError::Write(format!("{}: {e}", marker.display()));
+        install_marker::write(&marker, dir).map_err(marker_error)?;
+        self.replace_contents(dir)?;
+        install_marker::remove(&marker).map_err(marker_error)
+    }
+
+    /// Deletes every key of every column family (not flushed).
+    fn clear(&self) -> Result<(), StoreError> {
         // Keys are at most a few dozen bytes, so this bound is past every one of them.
         let end = [0xffu8; 64];
         let mut clear = WriteBatch::default();
@@ -396,7 +437,16 @@ impl Store {
                 clear.delete_range_cf(&cf, &[][..], &end[..]);
             }
         }
-        self.write_unlogged(clear)?;
+        self.write_unlogged(clear)
+    }
+
+    /// The body of [`Store::install`], between writing the marker and removing it.
+    fn replace_contents(&self, dir: &Path) -> Result<(), StoreError> {
+        let copy_cfs = existing_cfs(dir);
+        let copy = Db::open_cf_for_read_only(&Options::default(), dir, &copy_cfs, false)
+            .map_err(|e| open_error(dir, e))?;
+        let mut next = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
+        self.clear()?;
         for name in &copy_cfs {
             let Some(from) = copy.cf_handle(name) else {
                 continue;
@@ -778,5 +828,82 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(read(&store, 1, 100, 1 << 20).0.len(), 8);
+    }
+
+    /// A store holding `jsons` as records 1.., flushed.
+    fn store_of(dir: &Path, jsons: &[&[u8]]) -> Store {
+        let store = Store::open(dir).unwrap();
+        let terms = IndexTerms::default();
+        let entries: Vec<Entry<'_>> = jsons
+            .iter()
+            .map(|json| Entry {
+                received_micros: 1_795_000_000_000_000,
+                json,
+                terms: &terms,
+            })
+            .collect();
+        store.commit(&entries).unwrap();
+        store
+    }
+
+    fn contents(store: &Store) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        store
+            .scan_from(1, 100, 1 << 20, &mut |_, json| out.push(json.to_vec()))
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn an_install_interrupted_half_way_is_finished_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let old: [&[u8]; 3] = [b"{\"old\":1}", b"{\"old\":2}", b"{\"old\":3}"];
+        let new: [&[u8]; 5] = [
+            b"{\"new\":1}",
+            b"{\"new\":2}",
+            b"{\"new\":3}",
+            b"{\"new\":4}",
+            b"{\"new\":5}",
+        ];
+        let copy = dir.path().join("copy");
+        store_of(&dir.path().join("leader"), &new)
+            .checkpoint(&copy, &[])
+            .unwrap();
+        let node = dir.path().join("node");
+        let store = store_of(&node, &old);
+        // An install that got as far as emptying the store, and reached the disk so, when
+        // the process died.
+        install_marker::write(&store.install_marker_path(), &copy).unwrap();
+        store.clear().unwrap();
+        store.flush().unwrap();
+        drop(store);
+
+        let store = Store::open(&node).unwrap();
+        assert_eq!(contents(&store), new.map(<[u8]>::to_vec).to_vec());
+        assert_eq!(store.next_seq(), 6);
+        assert_eq!(
+            install_marker::read(&store.install_marker_path()).unwrap(),
+            None
+        );
+        drop(store);
+        let store = Store::open(&node).unwrap();
+        assert_eq!(contents(&store).len(), 5, "and it stays installed");
+    }
+
+    #[test]
+    fn a_store_without_the_marker_keeps_its_contents_and_one_whose_copy_is_gone_does_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("node");
+        let store = store_of(&node, &[b"{\"old\":1}"]);
+        store.flush().unwrap();
+        let marker = store.install_marker_path();
+        drop(store);
+        assert_eq!(contents(&Store::open(&node).unwrap()).len(), 1);
+
+        install_marker::write(&marker, &dir.path().join("gone")).unwrap();
+        let Err(e) = Store::open(&node) else {
+            panic!("a half-installed store opened")
+        };
+        assert!(e.to_string().contains("store.installing"), "{e}");
     }
 }
