@@ -616,6 +616,63 @@ fn the_peer_port_refuses_and_counts_callers_that_do_not_prove_their_node_id() {
     assert_eq!(digest_records(&line), 2 * N, "{line}");
 }
 
+/// A fourth node with its own certificate joins a TLS cluster: before it has a membership it
+/// takes the leader's snapshot and appends (the leader's vote is committed by a quorum), then
+/// holds the same records as the others and keeps up with later writes; nothing it received
+/// was refused.
+#[test]
+fn a_node_joining_a_tls_cluster_is_admitted_on_its_own_certificate_and_catches_up() {
+    let _one = one_at_a_time();
+    const CHUNKS: u64 = 30;
+    const CHUNK: u64 = 200;
+    // Snapshots every 20 entries and no log kept behind them: the joining node needs one.
+    const SETTINGS: &str =
+        "snapshot_every = 20\nlog_keep = 0\nheartbeat_ms = 1000\nelection_timeout_ms = 5000";
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki_in(dir.path(), "pki");
+    let toml = |id| format!("{SETTINGS}\n{}", node_tls_toml(&pki, id));
+    let options = (1..=3).map(|id| NodeOptions::cluster(&toml(id))).collect();
+    let mut cluster = Cluster::start_with(dir.path(), options);
+    let leader = cluster.leader_index();
+    let tcp = cluster.nodes[leader].tcp_port;
+    // One chunk at a time, so that each is at least one batch: one Raft entry.
+    for chunk in 0..CHUNKS {
+        send_tcp(tcp, &frames(chunk * CHUNK..(chunk + 1) * CHUNK));
+        cluster.wait_accepted(leader, (chunk + 1) * CHUNK, Duration::from_secs(60));
+    }
+    wait_for("a snapshot on the leader", Duration::from_secs(60), || {
+        cluster.nodes[leader].status()?["snapshot_index"].as_u64()
+    });
+
+    let leader_http = cluster.nodes[leader].relay.http.to_string();
+    let new = cluster.launch_joining(4, NodeOptions::cluster(&toml(4)));
+    let address = cluster.nodes[new].peer_address();
+    run_cli(&["cluster", "add", "4", &address, "--http", &leader_http]);
+    cluster.wait_ready(new);
+    let sent = CHUNKS * CHUNK;
+    send_tcp(tcp, &frames(sent..sent + CHUNK));
+    cluster.wait_accepted(leader, sent + CHUNK, Duration::from_secs(60));
+    let line = cluster.wait_same_digest(&[0, 1, 2, new], Duration::from_secs(120));
+    assert_eq!(digest_records(&line), sent + CHUNK, "{line}");
+    assert!(
+        cluster.nodes[new]
+            .log_text()
+            .contains("installed a snapshot"),
+        "node 4 did not install a snapshot; end of its log:\n{}",
+        log_tail(&cluster.nodes[new].log_text(), 40)
+    );
+    for node in &cluster.nodes {
+        for reason in ["not_member", "wrong_node", "no_node_id"] {
+            assert_eq!(
+                refused(node, reason),
+                0.0,
+                "node {} refused {reason}",
+                node.id
+            );
+        }
+    }
+}
+
 /// A node whose peer port is plain TCP on an address other than loopback, without
 /// `insecure_plaintext_peers`, refuses to start, naming `cluster.listen`: both
 /// `auditrelay check-config` and `auditrelay run`.
