@@ -572,6 +572,36 @@ mod tests {
         let _ = server.await;
     }
 
+    #[tokio::test]
+    async fn the_peer_port_closes_connections_beyond_its_cap() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, shutdown) = crate::shutdown::channel();
+        let server = tokio::spawn(serve(listener, Arc::new(Echo), None, shutdown));
+        let mut held = Vec::new();
+        for _ in 0..MAX_PEER_CONNECTIONS {
+            let mut tcp = TcpStream::connect(addr).await.unwrap();
+            write_frame(&mut tcp, Kind::Write as u8, b"hello")
+                .await
+                .unwrap();
+            let (_, answer) = read_frame(&mut tcp).await.unwrap();
+            assert_eq!(answer, b"hello", "a connection within the cap is served");
+            held.push(tcp);
+        }
+        let mut over = TcpStream::connect(addr).await.unwrap();
+        let _ = write_frame(&mut over, Kind::Write as u8, b"hello").await;
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), over.read_to_end(&mut rest)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "the connection over the cap was not closed unanswered: {read:?} {rest:?}"
+        );
+        let _ = over.shutdown().await;
+        stop.trigger();
+        let _ = server.await;
+    }
+
     /// Answers each request with the node id the server saw on its certificate.
     struct WhoAsks;
 
