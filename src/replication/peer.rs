@@ -442,13 +442,18 @@ enum Next {
     Ended(FrameError),
 }
 
-async fn next_frame<R: tokio::io::AsyncRead + Unpin>(conn: &mut R) -> Next {
-    let len = match tokio::time::timeout(IDLE_TIMEOUT, read_len(conn)).await {
+/// Reads the next frame: it must begin within `idle` and, once begun, be whole within `within`.
+async fn next_frame<R: tokio::io::AsyncRead + Unpin>(
+    conn: &mut R,
+    idle: Duration,
+    within: Duration,
+) -> Next {
+    let len = match tokio::time::timeout(idle, read_len(conn)).await {
         Ok(Ok(len)) => len,
         Ok(Err(e)) => return Next::Ended(e),
         Err(_) => return Next::Idle,
     };
-    match tokio::time::timeout(FRAME_TIMEOUT, read_rest(conn, len)).await {
+    match tokio::time::timeout(within, read_rest(conn, len)).await {
         Ok(Ok((kind, body))) => Next::Frame(kind, body),
         Ok(Err(e)) => Next::Ended(FrameError::Io(e)),
         Err(_) => Next::TimedOut,
@@ -469,7 +474,7 @@ async fn serve_connection<H: Handler>(
     let mut conn = BufStream::with_capacity(64 << 10, 64 << 10, io);
     loop {
         let (kind, body) = tokio::select! {
-            next = next_frame(&mut conn) => match next {
+            next = next_frame(&mut conn, IDLE_TIMEOUT, FRAME_TIMEOUT) => match next {
                 Next::Frame(kind, body) => (kind, body),
                 Next::Idle => {
                     tracing::debug!(peer = %from, "idle peer connection closed");
@@ -600,6 +605,25 @@ mod tests {
         let _ = over.shutdown().await;
         stop.trigger();
         let _ = server.await;
+    }
+
+    #[tokio::test]
+    async fn a_frame_begun_but_not_whole_in_time_is_cut_off_and_an_idle_connection_closed() {
+        use tokio::io::AsyncWriteExt;
+        let short = Duration::from_millis(100);
+        let long = Duration::from_secs(30);
+        let (mut client, mut server) = tokio::io::duplex(1 << 10);
+        client.write_all(&100u32.to_be_bytes()).await.unwrap();
+        client.write_all(&[1u8; 10]).await.unwrap();
+        assert!(matches!(
+            next_frame(&mut server, long, short).await,
+            Next::TimedOut
+        ));
+        let (_client, mut server) = tokio::io::duplex(1 << 10);
+        assert!(matches!(
+            next_frame(&mut server, short, long).await,
+            Next::Idle
+        ));
     }
 
     /// Answers each request with the node id the server saw on its certificate.
