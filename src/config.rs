@@ -470,6 +470,18 @@ fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Con
         None => ClusterConfig::embedded(),
     };
     let batch = &parsed.batch;
+    if let (Some(_), Some(bytes)) = (&parsed.cluster, batch.max_bytes) {
+        if bytes > crate::replication::MAX_BATCH_BYTES {
+            return Err(err(
+                file,
+                "batch.max_bytes",
+                format!(
+                    "{bytes} is over {} for a cluster: a Raft append of 16 batches must fit one peer frame",
+                    crate::replication::MAX_BATCH_BYTES
+                ),
+            ));
+        }
+    }
     Ok(Config {
         data_dir,
         http,

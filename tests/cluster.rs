@@ -21,9 +21,11 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{digest_records, log_tail, Cluster, Node, NodeOptions};
 use common::forwarding::{frames, octet_frames, send_paced_reconnecting, send_tcp, Tally};
+use common::peer_wire;
 use common::peers::{
     rsyslog_omrelp_sender, rsyslog_root, spawn_loggen, Input, KillOnDrop, Receiver,
 };
+use common::pki::node_tls_toml;
 use common::{free_port, have, http_get, run_cli, wait_for, BIN};
 
 /// How long a killed or stopped node stays down before it is started again.
@@ -453,32 +455,22 @@ fn a_node_without_a_majority_is_not_ready() {
     cluster.wait_ready(leader);
 }
 
-/// With `cert`, `key` and `ca` in `[cluster]`, peers talk mutual TLS: two nodes with
-/// certificates from the cluster's CA replicate; a third whose certificate another CA signed is
-/// refused by them (and refuses them), so it never joins in, while the two carry on.
+/// With `cert`, `key` and `ca` in `[cluster]`, peers talk mutual TLS, each node with its own
+/// certificate naming its node id: two nodes with certificates from the cluster's CA
+/// replicate; a third whose certificate another CA signed is refused by them (and refuses
+/// them), so it never joins in, while the two carry on.
 #[test]
 fn peers_use_mutual_tls_and_shut_out_a_node_with_a_foreign_certificate() {
     let _one = one_at_a_time();
     const N: u64 = 10_000;
     let dir = tempfile::tempdir().unwrap();
-    let pki = |name: &str| {
-        let d = dir.path().join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        common::pki::make_pki(&d);
-        format!(
-            "cert = {:?}\nkey = {:?}\nca = {:?}",
-            d.join("peer.crt"),
-            d.join("peer.key"),
-            d.join("ca.crt")
-        )
-    };
-    let (ours, foreign) = (pki("pki"), pki("foreign"));
+    let (ours, foreign) = (pki_in(dir.path(), "pki"), pki_in(dir.path(), "foreign"));
     let mut cluster = Cluster::launch_all(
         dir.path(),
         vec![
-            NodeOptions::cluster(&ours),
-            NodeOptions::cluster(&ours),
-            NodeOptions::cluster(&foreign),
+            NodeOptions::cluster(&node_tls_toml(&ours, 1)),
+            NodeOptions::cluster(&node_tls_toml(&ours, 2)),
+            NodeOptions::cluster(&node_tls_toml(&foreign, 3)),
         ],
     );
     cluster.wait_ready_all(&[0, 1]);
@@ -505,18 +497,225 @@ fn peers_use_mutual_tls_and_shut_out_a_node_with_a_foreign_certificate() {
     assert_eq!(outsider.digest().map_or(0, |l| digest_records(&l)), 0);
     // The outsider's vote requests reach one good node or both, depending on timing.
     wait_for(
-        "a good node to log refusing the outsider's handshake",
+        "a good node to count and log refusing the outsider's handshake",
         Duration::from_secs(30),
         || {
             (0..2)
                 .any(|i| {
-                    cluster.nodes[i]
-                        .log_text()
-                        .contains("peer TLS handshake failed")
+                    let node = &cluster.nodes[i];
+                    refused(node, "handshake") > 0.0
+                        && node.log_text().contains("peer TLS handshake failed")
                 })
                 .then_some(())
         },
     );
+}
+
+/// Against a TLS cluster of three nodes, the peer port shuts out and counts, by reason, every
+/// caller that cannot prove it is a member speaking for itself: plain TCP, a certificate from
+/// another CA, a certificate from the cluster's CA that names no node, a node certificate of a
+/// non-member, node 1's certificate sending a vote as node 3, and a frame declaring 512 MiB
+/// that never comes. A member speaking for itself is answered, and the cluster keeps
+/// committing throughout.
+#[test]
+fn the_peer_port_refuses_and_counts_callers_that_do_not_prove_their_node_id() {
+    let _one = one_at_a_time();
+    const N: u64 = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, foreign) = (pki_in(dir.path(), "pki"), pki_in(dir.path(), "foreign"));
+    let options = (1..=3)
+        .map(|id| NodeOptions::cluster(&node_tls_toml(&ours, id)))
+        .collect();
+    let cluster = Cluster::start_with(dir.path(), options);
+    let leader = cluster.leader_index();
+    send_tcp(cluster.nodes[leader].tcp_port, &frames(0..N));
+    cluster.wait_accepted(leader, N, Duration::from_secs(60));
+
+    let target = &cluster.nodes[1];
+    let port = target.peer_port;
+    let ca = ours.join("ca.crt");
+    let as_node = |pki: &Path, name: &str| {
+        peer_wire::tls(
+            port,
+            &ca,
+            &pki.join(format!("{name}.crt")),
+            &pki.join(format!("{name}.key")),
+        )
+    };
+    let vote = |term, candidate| {
+        peer_wire::frame(
+            peer_wire::KIND_VOTE,
+            &peer_wire::vote_request(term, candidate),
+        )
+    };
+
+    // A member speaking for itself is answered (a vote for term 0, which it is denied): the
+    // hand-made frames are what the nodes send each other.
+    let answer = peer_wire::exchange(&mut as_node(&ours, "node1"), &vote(0, 1));
+    assert!(answer.is_some(), "node 1's own vote request got no answer");
+
+    let write = peer_wire::frame(peer_wire::KIND_WRITE, b"not a batch");
+    let attempts: [(&str, Box<dyn peer_wire::Wire>, Vec<u8>); 6] = [
+        ("plain TCP", Box::new(peer_wire::plain(port)), write.clone()),
+        (
+            "another CA's node 2",
+            Box::new(as_node(&foreign, "node2")),
+            write.clone(),
+        ),
+        (
+            "no node id",
+            Box::new(as_node(&ours, "peer")),
+            write.clone(),
+        ),
+        (
+            "non-member node 4",
+            Box::new(as_node(&ours, "node4")),
+            vote(0, 4),
+        ),
+        (
+            "node 1 voting as node 3",
+            Box::new(as_node(&ours, "node1")),
+            vote(0, 3),
+        ),
+        (
+            "512 MiB declared",
+            Box::new(as_node(&ours, "node1")),
+            (512u32 << 20).to_be_bytes().to_vec(),
+        ),
+    ];
+    for (what, mut stream, bytes) in attempts {
+        let answer = peer_wire::exchange(stream.as_mut(), &bytes);
+        assert!(answer.is_none(), "{what}: answered {answer:?}");
+    }
+    for (reason, at_least) in [
+        ("handshake", 2.0),
+        ("no_node_id", 1.0),
+        ("not_member", 1.0),
+        ("wrong_node", 1.0),
+        ("frame_too_large", 1.0),
+    ] {
+        wait_for(
+            &format!("node 2 to count a refusal for {reason}"),
+            Duration::from_secs(10),
+            || (refused(target, reason) >= at_least).then_some(()),
+        );
+    }
+    assert!(
+        target.log_text().contains("wrong_node"),
+        "node 2 did not log refusing node 1's vote as node 3"
+    );
+
+    send_tcp(cluster.nodes[leader].tcp_port, &frames(N..2 * N));
+    cluster.wait_accepted(leader, 2 * N, Duration::from_secs(60));
+    let line = cluster.wait_same_digest(&[0, 1, 2], Duration::from_secs(60));
+    assert_eq!(digest_records(&line), 2 * N, "{line}");
+}
+
+/// A fourth node with its own certificate joins a TLS cluster: before it has a membership it
+/// takes the leader's snapshot and appends (the leader's vote is committed by a quorum), then
+/// holds the same records as the others and keeps up with later writes; nothing it received
+/// was refused.
+#[test]
+fn a_node_joining_a_tls_cluster_is_admitted_on_its_own_certificate_and_catches_up() {
+    let _one = one_at_a_time();
+    const CHUNKS: u64 = 30;
+    const CHUNK: u64 = 200;
+    // Snapshots every 20 entries and no log kept behind them: the joining node needs one.
+    const SETTINGS: &str =
+        "snapshot_every = 20\nlog_keep = 0\nheartbeat_ms = 1000\nelection_timeout_ms = 5000";
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki_in(dir.path(), "pki");
+    let toml = |id| format!("{SETTINGS}\n{}", node_tls_toml(&pki, id));
+    let options = (1..=3).map(|id| NodeOptions::cluster(&toml(id))).collect();
+    let mut cluster = Cluster::start_with(dir.path(), options);
+    let leader = cluster.leader_index();
+    let tcp = cluster.nodes[leader].tcp_port;
+    // One chunk at a time, so that each is at least one batch: one Raft entry.
+    for chunk in 0..CHUNKS {
+        send_tcp(tcp, &frames(chunk * CHUNK..(chunk + 1) * CHUNK));
+        cluster.wait_accepted(leader, (chunk + 1) * CHUNK, Duration::from_secs(60));
+    }
+    wait_for("a snapshot on the leader", Duration::from_secs(60), || {
+        cluster.nodes[leader].status()?["snapshot_index"].as_u64()
+    });
+
+    let leader_http = cluster.nodes[leader].relay.http.to_string();
+    let new = cluster.launch_joining(4, NodeOptions::cluster(&toml(4)));
+    let address = cluster.nodes[new].peer_address();
+    run_cli(&["cluster", "add", "4", &address, "--http", &leader_http]);
+    cluster.wait_ready(new);
+    let sent = CHUNKS * CHUNK;
+    send_tcp(tcp, &frames(sent..sent + CHUNK));
+    cluster.wait_accepted(leader, sent + CHUNK, Duration::from_secs(60));
+    let line = cluster.wait_same_digest(&[0, 1, 2, new], Duration::from_secs(120));
+    assert_eq!(digest_records(&line), sent + CHUNK, "{line}");
+    assert!(
+        cluster.nodes[new]
+            .log_text()
+            .contains("installed a snapshot"),
+        "node 4 did not install a snapshot; end of its log:\n{}",
+        log_tail(&cluster.nodes[new].log_text(), 40)
+    );
+    for node in &cluster.nodes {
+        for reason in ["not_member", "wrong_node", "no_node_id"] {
+            assert_eq!(
+                refused(node, reason),
+                0.0,
+                "node {} refused {reason}",
+                node.id
+            );
+        }
+    }
+}
+
+/// A node whose peer port is plain TCP on an address other than loopback, without
+/// `insecure_plaintext_peers`, refuses to start, naming `cluster.listen`: both
+/// `auditrelay check-config` and `auditrelay run`.
+#[test]
+fn a_plaintext_peer_port_off_loopback_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relay.toml");
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!("[cluster]\nnode_id = 1\nlisten = \"0.0.0.0:{port}\"\n"),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let http = format!("127.0.0.1:{}", free_port());
+    for args in [
+        vec!["check-config".to_string(), config.display().to_string()],
+        vec![
+            "run".to_string(),
+            format!("--config={}", config.display()),
+            format!("--data-dir={}", data.display()),
+            format!("--http={http}"),
+        ],
+    ] {
+        let out = Command::new(&*BIN).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
+        assert!(
+            stderr.contains("cluster.listen") && stderr.contains("is not a loopback address"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// Makes a PKI (CA and certificates, node ones included) in `dir/name`; returns that directory.
+fn pki_in(dir: &Path, name: &str) -> PathBuf {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    common::pki::make_pki(&d);
+    d
+}
+
+/// Refusals at `node`'s peer port for `reason`.
+fn refused(node: &Node, reason: &str) -> f64 {
+    node.relay.metric(
+        "auditrelay_peer_refused_total",
+        &[&format!("reason=\"{reason}\"")],
+    )
 }
 
 /// Whether `node` has exited after its storage failed: non-zero, its log saying so. Fails if

@@ -71,7 +71,7 @@ fn relay_raises_its_open_file_limit_and_refuses_connections_past_the_cap() {
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let args = vec![format!("--listen=tcp://127.0.0.1:{tcp}")];
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(&*BIN);
     command
         .arg("run")
         .arg("--data-dir")

@@ -32,10 +32,16 @@ pub struct ClusterSection {
     pub heartbeat_ms: Option<u64>,
     pub election_timeout_ms: Option<u64>,
     /// Peer traffic over mutual TLS: this node's certificate and key, and the CA that signed
-    /// every node's certificate (peers must present one; each proves its address's name).
+    /// every node's certificate (peers must present one; each proves its address's name and,
+    /// in a `urn:auditrelay:node:N` URI SAN, its node id).
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub ca: Option<PathBuf>,
+    /// Serve peers over plain TCP on an address other than loopback: anyone who reaches the
+    /// port can then write records, change membership and replace the store. Off unless set
+    /// in so many words.
+    #[serde(default)]
+    pub insecure_plaintext_peers: bool,
 }
 
 /// One `[[cluster.peer]]`.
@@ -60,8 +66,11 @@ pub struct ClusterConfig {
     pub log_keep: u64,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
-    /// Certificate, key and CA for mutual TLS between peers; `None`: plain TCP.
+    /// Certificate, key and CA for mutual TLS between peers; `None`: plain TCP, which only a
+    /// loopback `listen` or `insecure_plaintext_peers` allows.
     pub tls: Option<PeerTlsFiles>,
+    /// Plain TCP on a non-loopback address was asked for explicitly.
+    pub insecure_plaintext_peers: bool,
 }
 
 /// The files of peer TLS.
@@ -85,6 +94,7 @@ impl Default for ClusterConfig {
             heartbeat_ms: 200,
             election_timeout_ms: 1_000,
             tls: None,
+            insecure_plaintext_peers: false,
         }
     }
 }
@@ -190,8 +200,28 @@ impl ClusterConfig {
                 return fail(missing, "peer TLS needs cert, key and ca together".into());
             }
         };
+        match (&tls, section.insecure_plaintext_peers) {
+            (None, false) if !listen.ip().is_loopback() => {
+                return fail(
+                    "listen",
+                    format!(
+                        "{listen} is not a loopback address, so peers must use mutual TLS: set \
+                         cluster.cert, cluster.key and cluster.ca (or insecure_plaintext_peers = true)"
+                    ),
+                )
+            }
+            (Some(_), true) => {
+                return fail(
+                    "insecure_plaintext_peers",
+                    "cert, key and ca are set, so peers use mutual TLS: remove one or the other"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
         Ok(ClusterConfig {
             tls,
+            insecure_plaintext_peers: section.insecure_plaintext_peers,
             node_id,
             listen: Some(listen),
             advertise,
@@ -251,5 +281,31 @@ mod tests {
         assert_eq!(e.0, "cluster.peer[0].id");
         let e = parse("[cluster]\nlisten = \"127.0.0.1:1\"").unwrap_err();
         assert_eq!(e.0, "cluster.node_id");
+    }
+
+    #[test]
+    fn a_plaintext_peer_port_off_loopback_is_refused_unless_asked_for() {
+        let e = parse("[cluster]\nnode_id = 1\nlisten = \"10.0.0.5:7100\"").unwrap_err();
+        assert_eq!(e.0, "cluster.listen");
+        assert!(
+            e.1.contains("10.0.0.5:7100 is not a loopback address"),
+            "{}",
+            e.1
+        );
+        assert!(e.1.contains("cluster.cert"), "{}", e.1);
+        let e = parse("[cluster]\nnode_id = 1\nlisten = \"0.0.0.0:7100\"").unwrap_err();
+        assert_eq!(e.0, "cluster.listen");
+        let c = parse(
+            "[cluster]\nnode_id = 1\nlisten = \"0.0.0.0:7100\"\ninsecure_plaintext_peers = true",
+        )
+        .unwrap();
+        assert!(c.insecure_plaintext_peers && c.tls.is_none());
+        let c = parse("[cluster]\nnode_id = 1\nlisten = \"[::1]:7100\"").unwrap();
+        assert!(c.tls.is_none());
+        let c = parse(
+            "[cluster]\nnode_id = 1\nlisten = \"0.0.0.0:7100\"\ncert = \"a\"\nkey = \"b\"\nca = \"c\"",
+        )
+        .unwrap();
+        assert!(c.tls.is_some());
     }
 }

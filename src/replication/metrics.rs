@@ -10,6 +10,7 @@ use openraft::{Raft, RaftMetrics, ServerState};
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::admission::Refusal;
 use super::log_store::LogStore;
 use super::types::{NodeId, TypeConfig};
 use crate::shutdown::Shutdown;
@@ -25,6 +26,7 @@ pub const LEADER_CHANGES: &str = "auditrelay_raft_leader_changes_total";
 pub const MAJORITY: &str = "auditrelay_raft_majority_reachable";
 pub const RUNNING: &str = "auditrelay_raft_running";
 pub const LOG_SYNCS: &str = "auditrelay_raft_log_syncs_total";
+pub const PEER_REFUSED: &str = "auditrelay_peer_refused_total";
 
 const ROLES: [(ServerState, &str); 5] = [
     (ServerState::Leader, "leader"),
@@ -70,6 +72,13 @@ pub fn describe() {
         RUNNING,
         "0 once Raft stopped on a storage error (disk full, fsync failure): the node no longer acknowledges."
     );
+    describe_counter!(
+        PEER_REFUSED,
+        "Peer connections and requests refused, by reason (handshake, no_node_id, not_member, wrong_node, frame_too_large, timeout, connections)."
+    );
+    for refusal in Refusal::ALL {
+        counter!(PEER_REFUSED, "reason" => refusal.label()).absolute(0);
+    }
     for (_, role) in ROLES {
         gauge!(ROLE, "role" => role).set(0.0);
     }
@@ -80,6 +89,11 @@ pub fn describe() {
     gauge!(RUNNING).set(1.0);
     gauge!(COMMIT_INDEX).set(0.0);
     gauge!(APPLIED_INDEX).set(0.0);
+}
+
+/// Counts one refusal at the peer port.
+pub fn peer_refused(refusal: Refusal) {
+    counter!(PEER_REFUSED, "reason" => refusal.label()).increment(1);
 }
 
 /// Whether the node with these metrics is part of a working majority: a leader that heard

@@ -8,8 +8,11 @@
 //! answers its senders once the leader says they are committed. Forwarding runs only where
 //! [`Replica::leader`] says so.
 
+mod admission;
 pub mod config;
 mod entry_codec;
+mod frame;
+mod identity;
 mod log_store;
 mod metrics;
 mod pack;
@@ -28,9 +31,11 @@ use openraft::{BasicNode, ChangeMembers, Raft, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use admission::{Claim, Refusal, View};
 pub use config::{ClusterConfig, ClusterSection};
+pub use frame::MAX_BATCH_BYTES;
 use log_store::LogStore;
-use peer::{Kind, PeerClient, PeerTls};
+use peer::{Caller, HandleError, Kind, PeerClient, PeerTls};
 use state_machine::StateMachine;
 use types::{decode, encode, NodeId, Request, Response, TypeConfig};
 
@@ -55,6 +60,9 @@ pub enum Admin {
 /// This node's part of the cluster.
 pub struct Replica {
     id: NodeId,
+    /// The configured initial members (only this node when joining): whom a node without a
+    /// membership yet takes votes from.
+    initial: BTreeSet<NodeId>,
     raft: Raft<TypeConfig>,
     store: Arc<Store>,
     /// Idle connections to the leader (by node id), for handing over writes and admin
@@ -134,6 +142,7 @@ impl Replica {
         ));
         let replica = Arc::new(Replica {
             id: cluster.node_id,
+            initial: cluster.members.keys().copied().collect(),
             raft,
             store,
             peers: std::sync::Mutex::new(HashMap::new()),
@@ -147,7 +156,12 @@ impl Replica {
             let listener = peer::bind(addr)
                 .await
                 .map_err(|e| format!("cluster.listen {addr}: {e}"))?;
-            tracing::info!(%addr, node = cluster.node_id, "peer port");
+            tracing::info!(%addr, node = cluster.node_id, tls = tls.is_some(), "peer port");
+            if tls.is_none() && cluster.insecure_plaintext_peers {
+                tracing::warn!(%addr, "insecure_plaintext_peers: the peer port is plain TCP and checks no identity; anyone who reaches it can write records, change membership and replace the store");
+            } else if tls.is_none() {
+                tracing::warn!(%addr, "the peer port is plain TCP on loopback and checks no identity; set cluster.cert, cluster.key and cluster.ca for mutual TLS");
+            }
             tokio::spawn(peer::serve(listener, replica.clone(), tls, stopped));
         }
         if !cluster.join {
@@ -222,7 +236,7 @@ impl Replica {
         };
         let mut client = idle
             .filter(|c| c.addr() == addr)
-            .unwrap_or_else(|| PeerClient::new(addr, self.tls.clone()));
+            .unwrap_or_else(|| PeerClient::new(addr, id, self.tls.clone()));
         let answer = client
             .call(kind, body, timeout)
             .await
@@ -358,15 +372,72 @@ impl Replica {
     }
 }
 
-impl peer::Handler for Replica {
-    async fn handle(&self, kind: Kind, body: Vec<u8>) -> Result<Vec<u8>, String> {
-        match kind {
-            Kind::Append => encode(&self.raft.append_entries(decode(&body)?).await),
-            Kind::Vote => encode(&self.raft.vote(decode(&body)?).await),
-            Kind::Snapshot => encode(&self.raft.install_snapshot(decode(&body)?).await),
-            Kind::Write => encode(&self.write_here(decode(&body)?).await),
-            Kind::Admin => encode(&self.admin(decode(&body)?).await),
+impl Replica {
+    /// What this node knows of the cluster, for [`admission::admit`].
+    fn view(&self) -> View {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        View {
+            members: membership.nodes().map(|(id, _)| *id).collect(),
+            initial: self.initial.clone(),
+            vote: m.vote,
         }
+    }
+
+    /// Refuses `claim` unless `caller` may make it; a plaintext caller cannot be checked.
+    fn admit(&self, caller: Caller, claim: Claim<'_>) -> Result<(), HandleError> {
+        let Caller::Node(sender) = caller else {
+            return Ok(());
+        };
+        admission::admit(sender, claim, &self.view()).map_err(|refusal| {
+            let detail = match (refusal, claim.vote) {
+                (Refusal::WrongNode, Some(vote)) => {
+                    format!(
+                        "node {sender}'s certificate, request for {}",
+                        vote.leader_id()
+                    )
+                }
+                _ => format!("from node {sender}"),
+            };
+            HandleError::Refused(refusal, detail)
+        })
+    }
+}
+
+impl peer::Handler for Replica {
+    async fn handle(
+        &self,
+        caller: Caller,
+        kind: Kind,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, HandleError> {
+        let answer = match kind {
+            Kind::Append => {
+                let rpc: openraft::raft::AppendEntriesRequest<TypeConfig> = decode(&body)?;
+                self.admit(caller, Claim::raft(kind, &rpc.vote))?;
+                encode(&self.raft.append_entries(rpc).await)
+            }
+            Kind::Vote => {
+                let rpc: openraft::raft::VoteRequest<NodeId> = decode(&body)?;
+                self.admit(caller, Claim::raft(kind, &rpc.vote))?;
+                encode(&self.raft.vote(rpc).await)
+            }
+            Kind::Snapshot => {
+                let rpc: openraft::raft::InstallSnapshotRequest<TypeConfig> = decode(&body)?;
+                self.admit(caller, Claim::raft(kind, &rpc.vote))?;
+                encode(&self.raft.install_snapshot(rpc).await)
+            }
+            Kind::Write | Kind::Admin => {
+                self.admit(caller, Claim { kind, vote: None })?;
+                if kind == Kind::Write {
+                    encode(&self.write_here(decode(&body)?).await)
+                } else {
+                    encode(&self.admin(decode(&body)?).await)
+                }
+            }
+        };
+        Ok(answer?)
     }
 }
 

@@ -2,11 +2,18 @@
 //! administration, over one TCP connection per peer stream. Each request is a frame (a 4-byte
 //! length, a kind byte, a bincode body) answered by one frame; a broken or timed-out exchange
 //! drops the connection, and the next call connects again.
+//!
+//! With TLS, both sides prove their node id with their certificate (see `identity`): the
+//! client checks it reached the node it meant, the server hands the caller's id to the
+//! [`Handler`], which decides what that node may ask (see `admission`). The server bounds what
+//! a caller can hold: [`MAX_PEER_CONNECTIONS`], a handshake within [`CONNECT_TIMEOUT`], frames
+//! within [`FRAME_TIMEOUT`] and [`frame::MAX_FRAME`], idle connections closed after
+//! [`IDLE_TIMEOUT`].
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -19,10 +26,15 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufStream};
+use tokio::io::BufStream;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
+use super::admission::Refusal;
 use super::config::PeerTlsFiles;
+use super::frame::{self, read_frame, read_len, read_rest, write_frame, FrameError};
+use super::identity::node_id_of_chain;
+use super::metrics::peer_refused;
 use super::types::{decode, encode, NodeId, TypeConfig};
 use crate::forward::config::TlsClient;
 use crate::forward::tls::Client;
@@ -55,32 +67,20 @@ impl Kind {
     }
 }
 
-/// Frames larger than this are refused: a snapshot chunk or one batch is far smaller.
-const MAX_FRAME: usize = 512 << 20;
+/// How long a TCP connect, and then a TLS handshake, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-async fn write_frame<W: tokio::io::AsyncWrite + Unpin>(
-    w: &mut W,
-    kind: u8,
-    body: &[u8],
-) -> io::Result<()> {
-    w.write_all(&((body.len() + 1) as u32).to_be_bytes())
-        .await?;
-    w.write_all(&[kind]).await?;
-    w.write_all(body).await?;
-    w.flush().await
-}
-
-async fn read_frame<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> io::Result<(u8, Vec<u8>)> {
-    let len = r.read_u32().await? as usize;
-    if len == 0 || len > MAX_FRAME {
-        return Err(io::Error::other(format!("bad frame length {len}")));
-    }
-    let kind = r.read_u8().await?;
-    let mut body = vec![0u8; len - 1];
-    r.read_exact(&mut body).await?;
-    Ok((kind, body))
-}
+/// Connections the peer port serves at once; more are closed on arrival. A cluster of a few
+/// nodes keeps one Raft connection per peer, plus a follower's writes in flight.
+pub const MAX_PEER_CONNECTIONS: usize = 64;
+/// An open connection with no frame for this long is closed: Raft's heartbeats keep live
+/// ones busy many times a second.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// A frame, once its length arrived, must arrive whole within this: [`frame::MAX_FRAME`] at
+/// a few MB/s.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
+/// A client reuses a connection idle for less than this, well within [`IDLE_TIMEOUT`], so it
+/// never writes to one the server is about to close.
+const REUSE_WITHIN: Duration = Duration::from_secs(60);
 
 /// Why a call failed.
 #[derive(Debug)]
@@ -152,14 +152,18 @@ impl PeerTls {
 /// One connection to a peer, made on first use and after a failure.
 pub struct PeerClient {
     addr: String,
+    /// The node this client means to reach: with TLS, the server's certificate must name it.
+    node: NodeId,
     tls: Option<PeerTls>,
-    conn: Option<BufStream<Box<dyn Io>>>,
+    /// The open connection and when its last exchange ended.
+    conn: Option<(BufStream<Box<dyn Io>>, Instant)>,
 }
 
 impl PeerClient {
-    pub fn new(addr: &str, tls: Option<PeerTls>) -> PeerClient {
+    pub fn new(addr: &str, node: NodeId, tls: Option<PeerTls>) -> PeerClient {
         PeerClient {
             addr: addr.to_string(),
+            node,
             tls,
             conn: None,
         }
@@ -171,22 +175,30 @@ impl PeerClient {
     }
 
     async fn connect(&self) -> Result<Box<dyn Io>, CallError> {
+        let unreachable = |e: String| CallError::Unreachable(io::Error::other(e));
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
             .await
-            .map_err(|_| CallError::Unreachable(io::Error::other("connect timed out")))?
+            .map_err(|_| unreachable("connect timed out".into()))?
             .map_err(CallError::Unreachable)?;
         let _ = tcp.set_nodelay(true);
-        match &self.tls {
-            None => Ok(Box::new(tcp)),
-            Some(tls) => {
-                let client = tls
-                    .client(&self.addr)
-                    .map_err(|e| CallError::Unreachable(io::Error::other(e)))?;
-                let stream = client
-                    .handshake(tcp, CONNECT_TIMEOUT)
-                    .await
-                    .map_err(|e| CallError::Unreachable(io::Error::other(e)))?;
-                Ok(Box::new(stream))
+        let Some(tls) = &self.tls else {
+            return Ok(Box::new(tcp));
+        };
+        let client = tls.client(&self.addr).map_err(unreachable)?;
+        let stream = client
+            .handshake(tcp, CONNECT_TIMEOUT)
+            .await
+            .map_err(unreachable)?;
+        match node_id_of_chain(stream.get_ref().1.peer_certificates()) {
+            Some(id) if id == self.node => Ok(Box::new(stream)),
+            named => {
+                peer_refused(Refusal::WrongNode);
+                let named = named.map_or("no node id".to_string(), |id| format!("node {id}"));
+                tracing::warn!(peer = %self.addr, expected = self.node, certificate = %named, "peer's certificate names another node; not talking to it");
+                Err(unreachable(format!(
+                    "the certificate at {} names {named}, not node {}",
+                    self.addr, self.node
+                )))
             }
         }
     }
@@ -203,17 +215,21 @@ impl PeerClient {
         body: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
-        let mut conn = match self.conn.take() {
-            Some(conn) => conn,
+        let idle = self
+            .conn
+            .take()
+            .filter(|(_, since)| since.elapsed() < REUSE_WITHIN);
+        let mut conn = match idle {
+            Some((conn, _)) => conn,
             None => BufStream::with_capacity(64 << 10, 64 << 10, self.connect().await?),
         };
         let exchange = async {
             write_frame(&mut conn, kind as u8, body).await?;
-            read_frame(&mut conn).await
+            read_frame(&mut conn).await.map_err(io::Error::from)
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok((_, answer))) => {
-                self.conn = Some(conn);
+                self.conn = Some((conn, Instant::now()));
                 Ok(answer)
             }
             Ok(Err(e)) => Err(CallError::Network(e)),
@@ -235,7 +251,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
         Peer {
             target,
-            client: PeerClient::new(&node.addr, self.tls.clone()),
+            client: PeerClient::new(&node.addr, target, self.tls.clone()),
         }
     }
 }
@@ -303,22 +319,55 @@ impl RaftNetwork<TypeConfig> for Peer {
     }
 }
 
+/// Who sent a request, as far as the connection proves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// Plain TCP (loopback, or `insecure_plaintext_peers`): no identity to check.
+    Unverified,
+    /// The node id its TLS certificate names.
+    Node(NodeId),
+}
+
+/// Why a request got no answer; either way the connection is closed.
+#[derive(Debug)]
+pub enum HandleError {
+    /// The caller may not make this request (see `admission`).
+    Refused(Refusal, String),
+    /// The request could not be read or carried out.
+    Bad(String),
+}
+
+impl From<String> for HandleError {
+    fn from(e: String) -> HandleError {
+        HandleError::Bad(e)
+    }
+}
+
 /// Answers one request; the answer is the encoded reply.
 pub trait Handler: Send + Sync + 'static {
     fn handle(
         &self,
+        caller: Caller,
         kind: Kind,
         body: Vec<u8>,
-    ) -> impl std::future::Future<Output = Result<Vec<u8>, String>> + Send;
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, HandleError>> + Send;
 }
 
-/// Accepts peers until shutdown; each connection is served in order, request by request.
+/// Counts and logs a refusal.
+fn refuse(refusal: Refusal, from: SocketAddr, caller: Option<Caller>, detail: &str) {
+    peer_refused(refusal);
+    tracing::warn!(peer = %from, ?caller, reason = refusal.label(), detail, "peer refused; closing");
+}
+
+/// Accepts peers until shutdown, up to [`MAX_PEER_CONNECTIONS`] at once; each connection is
+/// served in order, request by request.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     tls: Option<PeerTls>,
     mut shutdown: Shutdown,
 ) {
+    let slots = Arc::new(Semaphore::new(MAX_PEER_CONNECTIONS));
     loop {
         let (tcp, from) = tokio::select! {
             r = listener.accept() => match r {
@@ -331,50 +380,142 @@ pub async fn serve<H: Handler>(
             },
             _ = shutdown.wait() => return,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refuse(Refusal::Connections, from, None, "connection limit reached");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let handler = handler.clone();
-        let mut stop = shutdown.clone();
+        let stop = shutdown.clone();
         let acceptor = tls.as_ref().map(|t| t.server.acceptor());
         tokio::spawn(async move {
-            let io: Box<dyn Io> = match acceptor {
-                None => Box::new(tcp),
-                Some(acceptor) => {
-                    match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => Box::new(stream),
-                        Ok(Err(e)) => {
-                            tracing::warn!(peer = %from, error = %e, "peer TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    }
-                }
-            };
-            let mut conn = BufStream::with_capacity(64 << 10, 64 << 10, io);
-            loop {
-                let (kind, body) = tokio::select! {
-                    r = read_frame(&mut conn) => match r {
-                        Ok(frame) => frame,
-                        Err(_) => return,
-                    },
-                    _ = stop.wait() => return,
-                };
-                let Some(kind) = Kind::of(kind) else {
-                    tracing::warn!(peer = %from, kind, "unknown peer request; closing");
+            serve_connection(tcp, from, acceptor, handler.as_ref(), stop).await;
+            drop(slot);
+        });
+    }
+}
+
+/// The TLS handshake, then the caller's identity: `None` when it is refused.
+async fn admit_connection(
+    tcp: TcpStream,
+    from: SocketAddr,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) -> Option<(Box<dyn Io>, Caller)> {
+    let Some(acceptor) = acceptor else {
+        return Some((Box::new(tcp), Caller::Unverified));
+    };
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            refuse(
+                Refusal::Handshake,
+                from,
+                None,
+                &format!("peer TLS handshake failed: {e}"),
+            );
+            return None;
+        }
+        Err(_) => {
+            refuse(Refusal::Timeout, from, None, "peer TLS handshake timed out");
+            return None;
+        }
+    };
+    let Some(id) = node_id_of_chain(stream.get_ref().1.peer_certificates()) else {
+        refuse(
+            Refusal::NoNodeId,
+            from,
+            None,
+            "the certificate names no node (no urn:auditrelay:node:N URI SAN)",
+        );
+        return None;
+    };
+    Some((Box::new(stream), Caller::Node(id)))
+}
+
+/// What came next on a connection.
+enum Next {
+    Frame(u8, Vec<u8>),
+    /// No frame began within [`IDLE_TIMEOUT`].
+    Idle,
+    /// A frame began but was not whole within [`FRAME_TIMEOUT`].
+    TimedOut,
+    Ended(FrameError),
+}
+
+/// Reads the next frame: it must begin within `idle` and, once begun, be whole within `within`.
+async fn next_frame<R: tokio::io::AsyncRead + Unpin>(
+    conn: &mut R,
+    idle: Duration,
+    within: Duration,
+) -> Next {
+    let len = match tokio::time::timeout(idle, read_len(conn)).await {
+        Ok(Ok(len)) => len,
+        Ok(Err(e)) => return Next::Ended(e),
+        Err(_) => return Next::Idle,
+    };
+    match tokio::time::timeout(within, read_rest(conn, len)).await {
+        Ok(Ok((kind, body))) => Next::Frame(kind, body),
+        Ok(Err(e)) => Next::Ended(FrameError::Io(e)),
+        Err(_) => Next::TimedOut,
+    }
+}
+
+/// Serves one connection until it closes, misbehaves, idles out or the node stops.
+async fn serve_connection<H: Handler>(
+    tcp: TcpStream,
+    from: SocketAddr,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    handler: &H,
+    mut stop: Shutdown,
+) {
+    let Some((io, caller)) = admit_connection(tcp, from, acceptor).await else {
+        return;
+    };
+    let mut conn = BufStream::with_capacity(64 << 10, 64 << 10, io);
+    loop {
+        let (kind, body) = tokio::select! {
+            next = next_frame(&mut conn, IDLE_TIMEOUT, FRAME_TIMEOUT) => match next {
+                Next::Frame(kind, body) => (kind, body),
+                Next::Idle => {
+                    tracing::debug!(peer = %from, "idle peer connection closed");
                     return;
-                };
-                match handler.handle(kind, body).await {
-                    Ok(answer) => {
-                        if write_frame(&mut conn, 0, &answer).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(peer = %from, ?kind, error = %e, "bad peer request; closing");
-                        return;
-                    }
+                }
+                Next::TimedOut => {
+                    let detail = format!("frame not complete within {FRAME_TIMEOUT:?}");
+                    refuse(Refusal::Timeout, from, Some(caller), &detail);
+                    return;
+                }
+                Next::Ended(FrameError::TooLarge(len)) => {
+                    let detail = format!("frame of {len} bytes declared, over {}", frame::MAX_FRAME);
+                    refuse(Refusal::FrameTooLarge, from, Some(caller), &detail);
+                    return;
+                }
+                Next::Ended(e) => {
+                    tracing::debug!(peer = %from, error = %e, "peer connection ended");
+                    return;
+                }
+            },
+            _ = stop.wait() => return,
+        };
+        let Some(kind) = Kind::of(kind) else {
+            tracing::warn!(peer = %from, kind, "unknown peer request; closing");
+            return;
+        };
+        match handler.handle(caller, kind, body).await {
+            Ok(answer) => {
+                if write_frame(&mut conn, 0, &answer).await.is_err() {
+                    return;
                 }
             }
-        });
+            Err(HandleError::Refused(refusal, detail)) => {
+                refuse(refusal, from, Some(caller), &format!("{kind:?}: {detail}"));
+                return;
+            }
+            Err(HandleError::Bad(e)) => {
+                tracing::warn!(peer = %from, ?kind, error = %e, "bad peer request; closing");
+                return;
+            }
+        }
     }
 }
 
@@ -391,7 +532,12 @@ mod tests {
     struct Echo;
 
     impl Handler for Echo {
-        async fn handle(&self, _kind: Kind, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        async fn handle(
+            &self,
+            _caller: Caller,
+            _kind: Kind,
+            body: Vec<u8>,
+        ) -> Result<Vec<u8>, HandleError> {
             if body == b"slow" {
                 tokio::time::sleep(Duration::from_millis(400)).await;
             }
@@ -405,7 +551,7 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let (stop, shutdown) = crate::shutdown::channel();
         let server = tokio::spawn(serve(listener, Arc::new(Echo), None, shutdown));
-        let mut client = PeerClient::new(&addr, None);
+        let mut client = PeerClient::new(&addr, 1, None);
         assert_eq!(
             client
                 .call(Kind::Append, b"first", Duration::from_secs(5))
@@ -426,6 +572,149 @@ mod tests {
                 .call(Kind::Append, body, Duration::from_secs(5))
                 .await;
             assert_eq!(answer.unwrap(), body, "each call gets its own answer");
+        }
+        stop.trigger();
+        let _ = server.await;
+    }
+
+    #[tokio::test]
+    async fn the_peer_port_closes_connections_beyond_its_cap() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, shutdown) = crate::shutdown::channel();
+        let server = tokio::spawn(serve(listener, Arc::new(Echo), None, shutdown));
+        let mut held = Vec::new();
+        for _ in 0..MAX_PEER_CONNECTIONS {
+            let mut tcp = TcpStream::connect(addr).await.unwrap();
+            write_frame(&mut tcp, Kind::Write as u8, b"hello")
+                .await
+                .unwrap();
+            let (_, answer) = read_frame(&mut tcp).await.unwrap();
+            assert_eq!(answer, b"hello", "a connection within the cap is served");
+            held.push(tcp);
+        }
+        let mut over = TcpStream::connect(addr).await.unwrap();
+        let _ = write_frame(&mut over, Kind::Write as u8, b"hello").await;
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), over.read_to_end(&mut rest)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "the connection over the cap was not closed unanswered: {read:?} {rest:?}"
+        );
+        let _ = over.shutdown().await;
+        stop.trigger();
+        let _ = server.await;
+    }
+
+    #[tokio::test]
+    async fn a_frame_begun_but_not_whole_in_time_is_cut_off_and_an_idle_connection_closed() {
+        use tokio::io::AsyncWriteExt;
+        let short = Duration::from_millis(100);
+        let long = Duration::from_secs(30);
+        let (mut client, mut server) = tokio::io::duplex(1 << 10);
+        client.write_all(&100u32.to_be_bytes()).await.unwrap();
+        client.write_all(&[1u8; 10]).await.unwrap();
+        assert!(matches!(
+            next_frame(&mut server, long, short).await,
+            Next::TimedOut
+        ));
+        let (_client, mut server) = tokio::io::duplex(1 << 10);
+        assert!(matches!(
+            next_frame(&mut server, short, long).await,
+            Next::Idle
+        ));
+    }
+
+    /// Answers each request with the node id the server saw on its certificate.
+    struct WhoAsks;
+
+    impl Handler for WhoAsks {
+        async fn handle(
+            &self,
+            caller: Caller,
+            _kind: Kind,
+            _body: Vec<u8>,
+        ) -> Result<Vec<u8>, HandleError> {
+            match caller {
+                Caller::Node(id) => Ok(id.to_be_bytes().to_vec()),
+                Caller::Unverified => Ok(Vec::new()),
+            }
+        }
+    }
+
+    /// A CA and certificates for nodes 1 and 2 (naming their ids, 127.0.0.1 and localhost)
+    /// in `dir`; returns each node's files.
+    fn node_pki(dir: &std::path::Path) -> [PeerTlsFiles; 2] {
+        use rcgen::{
+            BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+            SanType,
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join("ca.crt"), ca_cert.pem()).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        [1u64, 2].map(|id| {
+            let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+            params
+                .subject_alt_names
+                .push(SanType::IpAddress([127, 0, 0, 1].into()));
+            let uri = format!("urn:auditrelay:node:{id}");
+            params
+                .subject_alt_names
+                .push(SanType::URI(uri.as_str().try_into().unwrap()));
+            params.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            let files = PeerTlsFiles {
+                cert: dir.join(format!("node{id}.crt")),
+                key: dir.join(format!("node{id}.key")),
+                ca: dir.join("ca.crt"),
+            };
+            std::fs::write(&files.cert, cert.pem()).unwrap();
+            std::fs::write(&files.key, key.serialize_pem()).unwrap();
+            files
+        })
+    }
+
+    #[tokio::test]
+    async fn over_tls_the_server_learns_the_caller_s_node_id_and_the_client_checks_the_server_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let [node1, node2] = node_pki(dir.path());
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop, shutdown) = crate::shutdown::channel();
+        let server_tls = PeerTls::new(&node2).unwrap();
+        let server = tokio::spawn(serve(
+            listener,
+            Arc::new(WhoAsks),
+            Some(server_tls),
+            shutdown,
+        ));
+        let client_tls = PeerTls::new(&node1).unwrap();
+
+        let mut to_node2 = PeerClient::new(&addr, 2, Some(client_tls.clone()));
+        let answer = to_node2
+            .call(Kind::Vote, b"", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer,
+            1u64.to_be_bytes(),
+            "the server saw node 1's certificate"
+        );
+
+        let mut to_node3 = PeerClient::new(&addr, 3, Some(client_tls));
+        match to_node3.call(Kind::Vote, b"", Duration::from_secs(5)).await {
+            Err(CallError::Unreachable(e)) => {
+                assert!(e.to_string().contains("names node 2, not node 3"), "{e}")
+            }
+            other => panic!("a server with node 2's certificate taken for node 3: {other:?}"),
         }
         stop.trigger();
         let _ = server.await;

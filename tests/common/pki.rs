@@ -3,8 +3,12 @@
 use std::path::Path;
 use std::process::Command;
 
-/// A CA, a server certificate for localhost, a client certificate and a cluster node's
-/// certificate (server and client), made with openssl.
+/// The cluster nodes [`make_pki`] makes certificates for: `node1.crt` … `node4.crt`.
+pub const NODE_CERTS: u64 = 4;
+
+/// A CA, a server certificate for localhost, a client certificate, a cluster node's
+/// certificate that names no node id (`peer`), and one per node id 1..=[`NODE_CERTS`]
+/// (`nodeN`, naming `urn:auditrelay:node:N`), made with openssl.
 pub fn make_pki(dir: &Path) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
@@ -40,7 +44,19 @@ pub fn make_pki(dir: &Path) {
         ],
     ]
     .concat());
-    for (name, cn, ext) in [
+    let nodes: Vec<(String, String, String)> = (1..=NODE_CERTS)
+        .map(|id| {
+            (
+                format!("node{id}"),
+                format!("/CN=auditrelay node {id}"),
+                format!(
+                    "subjectAltName=URI:urn:auditrelay:node:{id},DNS:localhost,IP:127.0.0.1\n\
+                     extendedKeyUsage=serverAuth,clientAuth\n"
+                ),
+            )
+        })
+        .collect();
+    let fixed = [
         (
             "server",
             "/CN=localhost",
@@ -51,13 +67,16 @@ pub fn make_pki(dir: &Path) {
             "/CN=device-17/O=Example Network",
             "extendedKeyUsage=clientAuth\n",
         ),
-        // A cluster node: a server to its peers and their client.
+        // A cluster node's certificate that names no node id: the peer port refuses it.
         (
             "peer",
             "/CN=auditrelay node",
             "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
         ),
-    ] {
+    ]
+    .map(|(n, c, e)| (n.to_string(), c.to_string(), e.to_string()));
+    for (name, cn, ext) in fixed.into_iter().chain(nodes) {
+        let (name, cn) = (name.as_str(), cn.as_str());
         std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
         run(&[
             &["req"],
@@ -90,4 +109,14 @@ pub fn make_pki(dir: &Path) {
             &format!("{name}.ext"),
         ]);
     }
+}
+
+/// The `[cluster]` lines that give node `id` its own certificate from the PKI in `dir`.
+pub fn node_tls_toml(dir: &Path, id: u64) -> String {
+    format!(
+        "cert = {:?}\nkey = {:?}\nca = {:?}",
+        dir.join(format!("node{id}.crt")),
+        dir.join(format!("node{id}.key")),
+        dir.join("ca.crt")
+    )
 }
