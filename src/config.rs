@@ -100,11 +100,27 @@ pub struct StoreSection {
     pub min_free_bytes: Option<u64>,
 }
 
-/// `[http]`: the metrics and health endpoint.
+/// `[http]`: the operations endpoint (metrics, health, cluster and dead-letter commands).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSection {
     pub listen: String,
+    /// A file holding the admin token that mutating calls must carry; without it the relay
+    /// generates `<data_dir>/admin.token` on first start.
+    pub admin_token_file: Option<PathBuf>,
+    /// Host names (or addresses) clients may use in `Host` besides the endpoint's own
+    /// address and `localhost`, e.g. the name a reverse proxy or an operator uses.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The validated `[http]` section (or `--http`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// `None`: `<data_dir>/admin.token`, generated when missing.
+    pub admin_token_file: Option<PathBuf>,
+    pub allowed_hosts: Vec<String>,
 }
 
 /// One `[[listener]]`.
@@ -180,7 +196,7 @@ pub struct ListenerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub data_dir: PathBuf,
-    pub http: Option<SocketAddr>,
+    pub http: Option<HttpConfig>,
     pub listeners: Vec<ListenerConfig>,
     pub batch_max_delay_ms: u64,
     pub batch_max_idle_ms: u64,
@@ -429,10 +445,16 @@ fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Con
             .map(|h| ("http.listen", h.listen.clone()))
     });
     let http = match http_text {
-        Some((key, text)) => Some(
-            text.parse::<SocketAddr>()
+        Some((key, text)) => Some(HttpConfig {
+            listen: text
+                .parse::<SocketAddr>()
                 .map_err(|e| err(file, key, format!("{text:?} is not an address:port ({e})")))?,
-        ),
+            admin_token_file: parsed
+                .http
+                .as_ref()
+                .and_then(|h| h.admin_token_file.clone()),
+            allowed_hosts: allowed_hosts(parsed.http.as_ref(), file)?,
+        }),
         None => None,
     };
     let data_dir = overrides
@@ -530,6 +552,29 @@ fn validate(parsed: ConfigFile, file: &str, overrides: &Overrides) -> Result<Con
     })
 }
 
+/// `http.allowed_hosts`: each a host name or an address, without a scheme, port or path (a
+/// name matches on any port).
+fn allowed_hosts(section: Option<&HttpSection>, file: &str) -> Result<Vec<String>, ConfigError> {
+    let Some(section) = section else {
+        return Ok(Vec::new());
+    };
+    for (i, name) in section.allowed_hosts.iter().enumerate() {
+        let plain = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            && (name.starts_with('[') || !name.contains(':'));
+        if !plain {
+            return Err(err(
+                file,
+                format!("http.allowed_hosts[{i}]"),
+                format!("{name:?} is not a host name or address (no scheme, port or path)"),
+            ));
+        }
+    }
+    Ok(section.allowed_hosts.clone())
+}
+
 fn destinations(
     sections: &[ForwardSection],
     file: &str,
@@ -599,6 +644,36 @@ mod tests {
         assert_eq!(c.listeners[0].name, "udp-5514");
         assert_eq!(c.listeners[1].url.tls_ca, Some(PathBuf::from("/ca.pem")));
         assert_eq!(c.timezone_offset_minutes, -300);
+        let http = c.http.unwrap();
+        assert_eq!(http.admin_token_file, None);
+        assert!(http.allowed_hosts.is_empty());
+    }
+
+    #[test]
+    fn the_shipped_configurations_validate() {
+        for file in ["auditrelay.toml", "cluster/node1.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("conf")
+                .join(file);
+            if let Err(e) = load(&path, &Overrides::default()) {
+                panic!("{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_http_section_names_the_token_file_and_the_allowed_hosts() {
+        let c = load_text(
+            "[http]\nlisten = \"0.0.0.0:9514\"\nadmin_token_file = \"/etc/auditrelay/admin.token\"\n\
+             allowed_hosts = [\"relay1.example\", \"[fd00::7]\"]\n",
+        )
+        .unwrap();
+        let http = c.http.unwrap();
+        assert_eq!(
+            http.admin_token_file,
+            Some(PathBuf::from("/etc/auditrelay/admin.token"))
+        );
+        assert_eq!(http.allowed_hosts, ["relay1.example", "[fd00::7]"]);
     }
 
     #[test]
@@ -635,5 +710,10 @@ mod tests {
         assert_eq!(e.key, "forward[1].name");
         let e = load_text("[[listener]]\nurl = \"tcp://127.0.0.1:1\"\n[[listener]]\nurl = \"relp://127.0.0.1:1\"\n").unwrap_err();
         assert!(e.message.contains("bound by another listener"), "{e}");
+        let e = load_text("[http]\nlisten = \"127.0.0.1:9514\"\nallowed_hosts = [\"relay.example\", \"http://relay.example:9514\"]\n").unwrap_err();
+        assert_eq!(e.key, "http.allowed_hosts[1]");
+        let e = load_text("[http]\nlisten = \"127.0.0.1:9514\"\nadmin_tokn_file = \"/t\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("admin_tokn_file"), "{e}");
     }
 }

@@ -47,10 +47,11 @@ pub fn list(data_dir: &Path, destination: &str, out: &mut dyn Write) -> Result<u
     Ok(letters.len())
 }
 
-/// Asks the relay at `http` to send `destination`'s dead letters again; returns its answer.
-pub fn replay(http: SocketAddr, destination: &str) -> Result<String, String> {
+/// Asks the relay at `http` to send `destination`'s dead letters again, with the node's admin
+/// token; returns its answer.
+pub fn replay(http: SocketAddr, destination: &str, token: &str) -> Result<String, String> {
     let path = format!("/dlq/replay?destination={destination}");
-    match crate::ops_client::request(http, "POST", &path)? {
+    match crate::ops_client::request(http, "POST", &path, Some(token))? {
         (202, body) => Ok(body),
         (status, body) => Err(format!("the relay answered {status}: {body}")),
     }

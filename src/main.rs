@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use auditrelay::config::{self, Overrides};
+use auditrelay::ops_client::TokenSource;
 use auditrelay::replay::{replay, ReplayOptions};
 use auditrelay::store::query::{self, rfc3339_micros, Query};
 use auditrelay::store::StoreReader;
@@ -67,6 +68,8 @@ enum ClusterCommand {
         /// The node's operations endpoint (its --http address).
         #[arg(long)]
         http: SocketAddr,
+        #[command(flatten)]
+        token: TokenArgs,
     },
     /// Add a node (started with `join = true`): it catches up, then becomes a voting member.
     /// Node ids are never reused.
@@ -78,6 +81,8 @@ enum ClusterCommand {
         /// Any member's operations endpoint; the leader carries the change out.
         #[arg(long)]
         http: SocketAddr,
+        #[command(flatten)]
+        token: TokenArgs,
     },
     /// Remove a node from the cluster.
     Remove {
@@ -86,21 +91,60 @@ enum ClusterCommand {
         /// Any member's operations endpoint.
         #[arg(long)]
         http: SocketAddr,
+        #[command(flatten)]
+        token: TokenArgs,
     },
+}
+
+/// Where a command finds the node's admin token (else `AUDITRELAY_ADMIN_TOKEN`).
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// A file holding the node's admin token (its http.admin_token_file).
+    #[arg(long, conflicts_with = "data_dir")]
+    token_file: Option<PathBuf>,
+    /// The node's data directory, whose admin.token is read.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    fn source(self) -> TokenSource {
+        TokenSource {
+            token_file: self.token_file,
+            data_dir: self.data_dir,
+        }
+    }
 }
 
 /// Sends a cluster command to the node at `http` and prints its answer.
 fn run_cluster(command: ClusterCommand) -> Result<(), String> {
-    let (http, method, path) = match command {
-        ClusterCommand::Status { http } => (http, "GET", "/cluster/status".to_string()),
-        ClusterCommand::Add { id, address, http } => (
+    let (http, method, path, token) = match command {
+        // Reading needs no token; one given is sent all the same.
+        ClusterCommand::Status { http, token } => (
+            http,
+            "GET",
+            "/cluster/status".to_string(),
+            token.source().find()?,
+        ),
+        ClusterCommand::Add {
+            id,
+            address,
+            http,
+            token,
+        } => (
             http,
             "POST",
             format!("/cluster/add?id={id}&address={address}"),
+            Some(token.source().require()?),
         ),
-        ClusterCommand::Remove { id, http } => (http, "POST", format!("/cluster/remove?id={id}")),
+        ClusterCommand::Remove { id, http, token } => (
+            http,
+            "POST",
+            format!("/cluster/remove?id={id}"),
+            Some(token.source().require()?),
+        ),
     };
-    match auditrelay::ops_client::request(http, method, &path)? {
+    match auditrelay::ops_client::request(http, method, &path, token.as_deref())? {
         (200, body) => {
             println!("{body}");
             Ok(())
@@ -127,6 +171,8 @@ enum DlqCommand {
         /// The relay's operations endpoint (its --http address).
         #[arg(long)]
         http: std::net::SocketAddr,
+        #[command(flatten)]
+        token: TokenArgs,
     },
 }
 
@@ -141,7 +187,8 @@ struct RunArgs {
     /// A listener to add, e.g. udp://127.0.0.1:5514 or tls://127.0.0.1:6514?cert=F&key=F.
     #[arg(long)]
     listen: Vec<String>,
-    /// Address of the /metrics, /healthz and /readyz endpoint, e.g. 127.0.0.1:9514.
+    /// Address of the operations endpoint (/metrics, /healthz, /readyz, cluster and dlq
+    /// commands), e.g. 127.0.0.1:9514.
     #[arg(long)]
     http: Option<String>,
     /// A destination to forward to, e.g. syslog+tcp://siem:601 or
@@ -361,9 +408,15 @@ fn main() -> ExitCode {
             data_dir,
         }) => auditrelay::dlq::list(&data_dir, &destination, &mut io::stdout().lock())
             .map(|n| eprintln!("{n} dead letters")),
-        Command::Dlq(DlqCommand::Replay { destination, http }) => {
-            auditrelay::dlq::replay(http, &destination).map(|answer| println!("{answer}"))
-        }
+        Command::Dlq(DlqCommand::Replay {
+            destination,
+            http,
+            token,
+        }) => token
+            .source()
+            .require()
+            .and_then(|token| auditrelay::dlq::replay(http, &destination, &token))
+            .map(|answer| println!("{answer}")),
         Command::Cluster(command) => run_cluster(command),
         Command::Parse(args) => match run_parse(args) {
             // The reader went away (`| head`): not a failure of ours.

@@ -86,6 +86,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .map_err(|e| e.to_string())?;
     describe();
     crate::forward::metrics::describe();
+    crate::http::access::describe();
     Ok(handle)
 }
 

@@ -149,16 +149,23 @@ pub async fn run(config: Config) -> Result<(), String> {
     drop(pipeline);
 
     let (ready_tx, ready) = watch::channel(false);
-    if let Some(addr) = config.http {
+    if let Some(http) = &config.http {
+        let addr = http.listen;
         let endpoint = crate::http::bind(addr)
             .await
             .map_err(|e| format!("http {addr}: {e}"))?;
-        tracing::info!(%addr, "metrics and health endpoint");
+        // The bound address, not the configured one: port 0 picks a port, and Host names it.
+        let bound = endpoint
+            .local_addr()
+            .map_err(|e| format!("http {addr}: {e}"))?;
+        let access = crate::http::access(http, bound, &config.data_dir)?;
+        tracing::info!(addr = %bound, "operations endpoint");
         let status = crate::http::Status {
             metrics: handle,
             ready: ready.clone(),
             forwarding,
             replica: replica.clone(),
+            access,
         };
         tokio::spawn(crate::http::serve(endpoint, status, shutdown.clone()));
     }

@@ -196,9 +196,19 @@ fn a_node_added_later_catches_up_through_a_snapshot() {
     // follower's hand-over timeout.
     let leader = cluster.leader_index();
     let leader_http = cluster.nodes[leader].relay.http.to_string();
+    let leader_dir = cluster.nodes[leader].relay.data_dir.display().to_string();
     let new = cluster.launch_joining(4, NodeOptions::cluster(SNAPSHOTS));
     let address = cluster.nodes[new].peer_address();
-    let answer = run_cli(&["cluster", "add", "4", &address, "--http", &leader_http]);
+    let answer = run_cli(&[
+        "cluster",
+        "add",
+        "4",
+        &address,
+        "--http",
+        &leader_http,
+        "--data-dir",
+        &leader_dir,
+    ]);
     eprintln!("cluster add: {}", String::from_utf8_lossy(&answer).trim());
     cluster.wait_ready(new);
     let after = cluster.wait_same_digest(&[0, 1, 2, new], Duration::from_secs(180));
@@ -227,6 +237,8 @@ fn a_node_added_later_catches_up_through_a_snapshot() {
             "--http",
             &leader_http,
         ])
+        .arg("--data-dir")
+        .arg(&leader_dir)
         .output()
         .unwrap();
     assert!(

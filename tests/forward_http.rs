@@ -70,12 +70,15 @@ fn dlq_list(relay: &Relay, destination: &str) -> Vec<Value> {
 
 fn dlq_replay(relay: &Relay, destination: &str) -> Value {
     let http = relay.http.to_string();
+    let data_dir = relay.data_dir.display().to_string();
     serde_json::from_slice(&common::run_cli(&[
         "dlq",
         "replay",
         destination,
         "--http",
         &http,
+        "--data-dir",
+        &data_dir,
     ]))
     .unwrap()
 }

@@ -1,36 +1,14 @@
-//! The operations endpoint: `/metrics` (Prometheus text format), `/healthz` (the process
-//! answers), `/readyz` (listeners bound and commits succeeding) and
-//! `POST /dlq/replay?destination=NAME` (send a destination's dead letters again), and the
-//! cluster: `GET /cluster/status`, `POST /cluster/add?id=N&address=A`, `POST /cluster/remove?id=N`.
+//! Answers the endpoint's requests, once `access` has let them through.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
-use crate::forward::Forwarders;
+use super::Status;
 use crate::replication::{Admin, Replica};
-use crate::shutdown::Shutdown;
-
-/// What the endpoint reports on.
-pub struct Status {
-    pub metrics: PrometheusHandle,
-    /// True once every listener is bound, while commits succeed and while this node is part
-    /// of a working majority.
-    pub ready: watch::Receiver<bool>,
-    /// The destinations forwarding here (none unless this node leads).
-    pub forwarding: watch::Receiver<Forwarders>,
-    pub replica: Arc<Replica>,
-}
 
 /// The value of `name` in a query string.
 fn query_param<'a>(request: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
@@ -84,10 +62,31 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp
     response
 }
 
-async fn respond(
+/// The answer to one request. Refusals are counted and logged with the peer, the method
+/// and the path (a query string is left out of the log, a token is never in it).
+pub(super) async fn respond(
     request: Request<Incoming>,
-    status: Arc<Status>,
+    peer: SocketAddr,
+    status: &Status,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Err(refusal) = status.access.check(&request) {
+        refusal.count();
+        tracing::warn!(
+            %peer,
+            method = %request.method(),
+            path = request.uri().path(),
+            reason = refusal.label(),
+            "operations endpoint refused a request"
+        );
+        let mut response = reply(refusal.status(), "text/plain", refusal.message());
+        if refusal.status() == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        return Ok(response);
+    }
     if request.method() == Method::POST && request.uri().path().starts_with("/cluster/") {
         return Ok(cluster_change(&request, &status.replica).await);
     }
@@ -128,30 +127,4 @@ async fn respond(
         "/readyz" => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n"),
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     })
-}
-
-/// Binds the endpoint; serving runs until shutdown.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
-
-/// Serves until shutdown.
-pub async fn serve(listener: TcpListener, status: Status, mut shutdown: Shutdown) {
-    let status = Arc::new(status);
-    loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(r) => r,
-                Err(_) => continue,
-            },
-            _ = shutdown.wait() => return,
-        };
-        let status = status.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| respond(req, status.clone()));
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }
