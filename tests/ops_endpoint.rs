@@ -207,7 +207,7 @@ fn the_admin_token_from_the_data_dir_is_accepted_by_the_endpoint_and_the_command
     let http = relay.http.to_string();
     let data_dir = relay.data_dir.display().to_string();
     let cli = |args: &[&str]| {
-        Command::new(BIN)
+        Command::new(&*BIN)
             .args(args)
             .env_remove("AUDITRELAY_ADMIN_TOKEN")
             .output()
@@ -243,7 +243,7 @@ fn the_admin_token_from_the_data_dir_is_accepted_by_the_endpoint_and_the_command
     ]);
     let stderr = String::from_utf8_lossy(&remove.stderr);
     assert!(!stderr.contains("401"), "{stderr}");
-    let from_env = Command::new(BIN)
+    let from_env = Command::new(&*BIN)
         .args(["dlq", "replay", "siem", "--http", &http])
         .env("AUDITRELAY_ADMIN_TOKEN", &token)
         .output()
@@ -284,7 +284,7 @@ fn a_configured_token_file_and_allowed_host_names_are_honoured() {
     let bearer = format!("Authorization: Bearer {token}");
     let by_name = ["-X", "POST", "-H", "Host: relay1.example", "-H", &bearer];
     assert_eq!(curl(&by_name, &replay), 404, "no such destination");
-    let out = Command::new(BIN)
+    let out = Command::new(&*BIN)
         .args(["dlq", "replay", "siem", "--http", &relay.http.to_string()])
         .arg("--token-file")
         .arg(&token_path)

@@ -38,7 +38,7 @@ fn random_bytes_from_urandom_give_only_json_lines_with_the_raw_bytes() {
 #[test]
 fn bundled_sample_parses_every_dialect_in_input_order() {
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/samples/devices.log");
-    let out = Command::new(&*BIN)
+    let out = Command::new(BIN)
         .args(["parse", sample, "--received-at", "2026-11-26T09:00:00Z"])
         .output()
         .unwrap();
@@ -76,7 +76,7 @@ fn bundled_sample_parses_every_dialect_in_input_order() {
 
 #[test]
 fn strict_format_makes_legacy_messages_raw() {
-    let mut child = Command::new(&*BIN)
+    let mut child = Command::new(BIN)
         .args(["parse", "--format", "rfc5424", "--framing", "lf"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -97,12 +97,12 @@ fn strict_format_makes_legacy_messages_raw() {
 
 #[test]
 fn usage_and_io_errors_exit_non_zero() {
-    let bad_flag = Command::new(&*BIN)
+    let bad_flag = Command::new(BIN)
         .args(["parse", "--framing", "xml"])
         .output()
         .unwrap();
     assert!(!bad_flag.status.success());
-    let missing = Command::new(&*BIN)
+    let missing = Command::new(BIN)
         .args(["parse", "/nonexistent/capture"])
         .output()
         .unwrap();

@@ -102,6 +102,7 @@ fn relay_raises_its_open_file_limit_and_refuses_connections_past_the_cap() {
         http,
         args,
         log: log_path,
+        env: Vec::new(),
     };
     relay.wait_ready();
     let pid = relay.pid();
