@@ -116,9 +116,11 @@ impl DiskWatermark {
             .send_if_modified(|o| std::mem::replace(o, open) != open);
     }
 
-    /// Checks every [`POLL`] until shutdown.
+    /// Checks every [`POLL`] until shutdown. With the watermark off it only waits: it holds
+    /// the readiness flag's sender, and readiness stops being tracked once a sender is gone.
     pub async fn run(self, mut shutdown: Shutdown) {
         if self.min_free == 0 {
+            shutdown.wait().await;
             return;
         }
         let mut tick = tokio::time::interval(POLL);

@@ -350,20 +350,22 @@ async fn forward_while_leading(
 }
 
 /// Ready while every condition holds (commits succeed, this node is part of a working
-/// majority, the disk watermark lets every message in) and the relay is not stopping.
+/// majority, the disk watermark lets every message in) and the relay is not stopping. A
+/// condition whose sender has gone keeps its last value.
 async fn track_readiness(
     mut conditions: [watch::Receiver<bool>; 3],
     ready: watch::Sender<bool>,
     mut shutdown: shutdown::Shutdown,
 ) {
+    let mut open = [true; 3];
     loop {
         let now = conditions.iter_mut().all(|c| *c.borrow_and_update()) && !shutdown.is_set();
         let _ = ready.send(now);
         let [a, b, c] = &mut conditions;
         tokio::select! {
-            r = a.changed() => if r.is_err() { break },
-            r = b.changed() => if r.is_err() { break },
-            r = c.changed() => if r.is_err() { break },
+            r = a.changed(), if open[0] => open[0] = r.is_ok(),
+            r = b.changed(), if open[1] => open[1] = r.is_ok(),
+            r = c.changed(), if open[2] => open[2] = r.is_ok(),
             _ = shutdown.wait() => { let _ = ready.send(false); break },
         }
     }

@@ -20,7 +20,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::cluster::{digest_records, log_tail, Cluster, Node, NodeOptions};
-use common::forwarding::{frames, octet_frames, send_paced_reconnecting, send_tcp, Tally};
+use common::forwarding::{frames, noise, octet_frames, send_paced_reconnecting, send_tcp, Tally};
 use common::peer_wire;
 use common::peers::{
     rsyslog_omrelp_sender, rsyslog_root, spawn_loggen, Input, KillOnDrop, Receiver,
@@ -33,6 +33,15 @@ const DOWN_FOR: Duration = Duration::from_secs(3);
 
 /// rsyslog's RELP output module, inside the unpacked rsyslog.
 const OMRELP: &str = "usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so";
+
+/// Cluster settings under which a node added later needs a snapshot: one every 20 entries, and
+/// no log kept behind it. A 1 s heartbeat: openraft 0.9 gives each AppendEntries the heartbeat
+/// interval to be answered in, and with the default 200 ms a debug build on a loaded 2-core
+/// machine missed it often enough that a follower never caught up and two nodes each called
+/// itself leader: it failed 3 runs of 3 beside a CPU-bound process, and passed 2 of 2 with 1 s.
+/// That is a matter of its own, not of the snapshot catch-up these tests are about.
+const SNAPSHOTS: &str =
+    "snapshot_every = 20\nlog_keep = 0\nheartbeat_ms = 1000\nelection_timeout_ms = 5000";
 
 /// Holds the other tests of this file off: each runs three relays under load.
 fn one_at_a_time() -> MutexGuard<'static, ()> {
@@ -166,13 +175,6 @@ fn a_node_added_later_catches_up_through_a_snapshot() {
     let _one = one_at_a_time();
     const N: u64 = 1_000_000;
     const CHUNK: u64 = 100_000;
-    // A 1 s heartbeat: openraft 0.9 gives each AppendEntries the heartbeat interval to be
-    // answered in, and with the default 200 ms a debug build on a loaded 2-core machine missed
-    // it often enough that a follower never caught up and two nodes each called itself
-    // leader: it failed 3 runs of 3 beside a CPU-bound process, and passed 2 of 2 with 1 s.
-    // That is a matter of its own, not of the snapshot catch-up this test is about.
-    const SNAPSHOTS: &str =
-        "snapshot_every = 20\nlog_keep = 0\nheartbeat_ms = 1000\nelection_timeout_ms = 5000";
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path(), 3, SNAPSHOTS);
     let leader = cluster.leader_index();
@@ -423,19 +425,10 @@ fn one_node_s_storage_fails(
 /// messages shrink several times over.
 fn filler_frames(range: std::ops::Range<u64>) -> Vec<u8> {
     octet_frames(range, |n| {
-        let mut x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        let noise: String = (0..16)
-            .map(|_| {
-                // xorshift64: cheap, and as good as random to a compressor.
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                format!("{x:016x}")
-            })
-            .collect();
         format!(
-            "<14>1 2026-11-26T10:00:00Z host-{} app - - - filler {n} {noise}",
-            n % 7
+            "<14>1 2026-11-26T10:00:00Z host-{} app - - - filler {n} {}",
+            n % 7,
+            noise(n)
         )
     })
 }
@@ -632,12 +625,9 @@ fn a_node_joining_a_tls_cluster_is_admitted_on_its_own_certificate_and_catches_u
     let _one = one_at_a_time();
     const CHUNKS: u64 = 30;
     const CHUNK: u64 = 200;
-    // Snapshots every 20 entries and no log kept behind them: the joining node needs one.
-    const SETTINGS: &str =
-        "snapshot_every = 20\nlog_keep = 0\nheartbeat_ms = 1000\nelection_timeout_ms = 5000";
     let dir = tempfile::tempdir().unwrap();
     let pki = pki_in(dir.path(), "pki");
-    let toml = |id| format!("{SETTINGS}\n{}", node_tls_toml(&pki, id));
+    let toml = |id| format!("{SNAPSHOTS}\n{}", node_tls_toml(&pki, id));
     let options = (1..=3).map(|id| NodeOptions::cluster(&toml(id))).collect();
     let mut cluster = Cluster::start_with(dir.path(), options);
     let leader = cluster.leader_index();
@@ -654,7 +644,17 @@ fn a_node_joining_a_tls_cluster_is_admitted_on_its_own_certificate_and_catches_u
     let leader_http = cluster.nodes[leader].relay.http.to_string();
     let new = cluster.launch_joining(4, NodeOptions::cluster(&toml(4)));
     let address = cluster.nodes[new].peer_address();
-    run_cli(&["cluster", "add", "4", &address, "--http", &leader_http]);
+    let leader_dir = cluster.nodes[leader].relay.data_dir.display().to_string();
+    run_cli(&[
+        "cluster",
+        "add",
+        "4",
+        &address,
+        "--http",
+        &leader_http,
+        "--data-dir",
+        &leader_dir,
+    ]);
     cluster.wait_ready(new);
     let sent = CHUNKS * CHUNK;
     send_tcp(tcp, &frames(sent..sent + CHUNK));

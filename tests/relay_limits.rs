@@ -81,16 +81,10 @@ fn relp_session_on(mut s: TcpStream) -> (TcpStream, BufReader<TcpStream>) {
 
 /// Messages a compressor cannot shrink: `n` and 256 pseudo-random hex digits.
 fn filler(n: u64) -> String {
-    let mut x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let noise: String = (0..16)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            format!("{x:016x}")
-        })
-        .collect();
-    format!("<14>1 2026-12-07T10:00:00Z host app - - - filler {n} {noise}")
+    format!(
+        "<14>1 2026-12-07T10:00:00Z host app - - - filler {n} {}",
+        common::forwarding::noise(n)
+    )
 }
 
 /// How many records the store holds (`auditrelay digest`).

@@ -188,3 +188,18 @@ pub fn send_paced_reconnecting(port: u16, range: std::ops::Range<u64>, rate: u64
     }
     failed
 }
+
+/// 256 pseudo-random hex digits drawn from `n`: filler that the Raft log's and the store's
+/// compression cannot shrink, for tests that fill a disk at their messages' own size.
+pub fn noise(n: u64) -> String {
+    let mut x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..16)
+        .map(|_| {
+            // xorshift64: cheap, and as good as random to a compressor.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{x:016x}")
+        })
+        .collect()
+}
