@@ -42,6 +42,11 @@ enum Stop {
 
 /// Runs the relay until SIGTERM or SIGINT; returns once everything received is committed.
 pub async fn run(config: Config) -> Result<(), String> {
+    // First, so that a SIGTERM during start-up (a supervisor stopping a slow start) stops the
+    // relay cleanly once it is up, instead of killing it with the signal's default action.
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hangup_signal = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let handle = metrics::install()?;
     crate::file_modes::make_private(&config.data_dir)?;
     crate::descriptors::prepare(&config);
@@ -69,7 +74,6 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let (trigger, shutdown) = shutdown::channel();
     let (hangup_tx, hangup) = watch::channel(0u64);
-    let mut hangup_signal = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let (forwarding_tx, forwarding) = watch::channel(Forwarders::default());
     let forwarders = tokio::spawn(forward_while_leading(
         config.destinations.clone(),
@@ -186,8 +190,6 @@ pub async fn run(config: Config) -> Result<(), String> {
         shutdown.clone(),
     ));
 
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut failed = replica.failed();
     let stop = loop {
         tokio::select! {

@@ -201,16 +201,7 @@ fn a_node_added_later_catches_up_through_a_snapshot() {
     let leader_dir = cluster.nodes[leader].relay.data_dir.display().to_string();
     let new = cluster.launch_joining(4, NodeOptions::cluster(SNAPSHOTS));
     let address = cluster.nodes[new].peer_address();
-    let answer = run_cli(&[
-        "cluster",
-        "add",
-        "4",
-        &address,
-        "--http",
-        &leader_http,
-        "--data-dir",
-        &leader_dir,
-    ]);
+    let answer = cluster_add(&cluster.nodes[leader], 4, &address);
     eprintln!("cluster add: {}", String::from_utf8_lossy(&answer).trim());
     cluster.wait_ready(new);
     let after = cluster.wait_same_digest(&[0, 1, 2, new], Duration::from_secs(180));
@@ -641,20 +632,9 @@ fn a_node_joining_a_tls_cluster_is_admitted_on_its_own_certificate_and_catches_u
         cluster.nodes[leader].status()?["snapshot_index"].as_u64()
     });
 
-    let leader_http = cluster.nodes[leader].relay.http.to_string();
     let new = cluster.launch_joining(4, NodeOptions::cluster(&toml(4)));
     let address = cluster.nodes[new].peer_address();
-    let leader_dir = cluster.nodes[leader].relay.data_dir.display().to_string();
-    run_cli(&[
-        "cluster",
-        "add",
-        "4",
-        &address,
-        "--http",
-        &leader_http,
-        "--data-dir",
-        &leader_dir,
-    ]);
+    cluster_add(&cluster.nodes[leader], 4, &address);
     cluster.wait_ready(new);
     let sent = CHUNKS * CHUNK;
     send_tcp(tcp, &frames(sent..sent + CHUNK));
@@ -712,6 +692,21 @@ fn a_plaintext_peer_port_off_loopback_refuses_to_start() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+/// `auditrelay cluster add ID ADDRESS` through `leader`'s operations endpoint, with the admin
+/// token from its data directory; returns what the command printed.
+fn cluster_add(leader: &Node, id: u64, address: &str) -> Vec<u8> {
+    run_cli(&[
+        "cluster",
+        "add",
+        &id.to_string(),
+        address,
+        "--http",
+        &leader.relay.http.to_string(),
+        "--data-dir",
+        &leader.relay.data_dir.display().to_string(),
+    ])
 }
 
 /// Makes a PKI (CA and certificates, node ones included) in `dir/name`; returns that directory.

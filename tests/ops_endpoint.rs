@@ -12,18 +12,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, have, http_get, wait_for, Relay, BIN};
+use common::{free_port, have, http_get, unique, wait_for, Relay, BIN};
 
 /// Connections the flood test opens: several times the endpoint's cap of 256.
 const FLOOD: usize = 2_000;
-
-fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{tag}-{nanos}")
-}
 
 /// A relay with one TCP syslog listener; returns it and the listener's port.
 fn relay_with_tcp(dir: &Path, extra: &[String]) -> (Relay, u16) {

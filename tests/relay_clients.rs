@@ -10,15 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, have, wait_for, Relay};
-
-fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{tag}-{nanos}")
-}
+use common::{free_port, have, unique, wait_for, Relay};
 
 #[test]
 fn logger_over_udp_and_tcp_with_both_framings_is_stored_with_its_fields() {

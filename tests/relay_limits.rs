@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, http_get, wait_for, Relay, BIN};
+use common::cluster::{digest_records, try_digest};
+use common::{free_port, http_get, wait_for, Relay};
 
 /// `relay::SHUTDOWN_BOUND`, as the README states it.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
@@ -89,21 +90,7 @@ fn filler(n: u64) -> String {
 
 /// How many records the store holds (`auditrelay digest`).
 fn stored(data_dir: &Path) -> u64 {
-    let out = Command::new(&*BIN)
-        .args(["digest", "--data-dir"])
-        .arg(data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8_lossy(&out.stdout).to_string();
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("records="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no records= in {line}"))
+    digest_records(&try_digest(data_dir).expect("auditrelay digest answers"))
 }
 
 /// 10,000 messages of the listener's maximum size, every byte a control byte (each escapes to
@@ -285,7 +272,7 @@ fn a_relp_client_that_never_reads_its_replies_does_not_hold_up_sigterm() {
         "the relay read all {N} messages: the client's window never filled"
     );
     let status = relay.terminate_within(SHUTDOWN_BOUND + EXIT_MARGIN);
-    assert!(status.success(), "{status}");
+    assert!(status.success(), "{status}; log:\n{}", relay.log_text());
     let _ = sender.join();
     let stored = stored(&relay.data_dir);
     assert!(
@@ -341,9 +328,8 @@ fn below_the_disk_watermark_datagrams_are_refused_and_streams_held_back() {
         },
     );
     assert_eq!(relay.metric("auditrelay_accepted_messages_total", &[]), 0.0);
-    assert!(relay
-        .terminate_within(SHUTDOWN_BOUND + EXIT_MARGIN)
-        .success());
+    let status = relay.terminate_within(SHUTDOWN_BOUND + EXIT_MARGIN);
+    assert!(status.success(), "{status}; log:\n{}", relay.log_text());
     assert_eq!(relay.query(&["--text", "held back"]).len(), 1);
     assert!(relay.query(&["--text", "a datagram"]).is_empty());
 }

@@ -347,3 +347,12 @@ pub fn have(program: &str) -> bool {
 pub fn loggen_seq(message: &str) -> Option<&str> {
     message.split("seq: ").nth(1)?.split(',').next()
 }
+
+/// `tag` made unique to this moment, for a message a test looks for among others.
+pub fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{tag}-{nanos}")
+}
