@@ -9,7 +9,7 @@
 //! the caps still hold, and a host whose hard limit is low should still run (with the log
 //! saying what to raise).
 
-use std::io;
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
 use crate::config::Config;
 use crate::ingest::url::Transport;
@@ -34,46 +34,24 @@ pub struct Limits {
     pub hard: u64,
 }
 
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns both as they then are.
-pub fn raise_limit() -> io::Result<Limits> {
-    let mut limit = get()?;
-    if limit.rlim_cur < limit.rlim_max {
-        let before = limit.rlim_cur;
-        limit.rlim_cur = limit.rlim_max;
-        if let Err(e) = set(&limit) {
-            tracing::warn!(soft = before, hard = limit.rlim_max, error = %e, "cannot raise the open-file limit");
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns both as they then are
+/// (`u64::MAX` for a limit that is infinite).
+pub fn raise_limit() -> Limits {
+    let mut limit = getrlimit(Resource::Nofile);
+    // The kernel keeps the soft limit at or below the hard one: different means lower.
+    if limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(soft = ?limit.current, hard = ?limit.maximum, error = %e, "cannot raise the open-file limit");
         }
-        limit = get()?;
+        limit = getrlimit(Resource::Nofile);
     }
-    Ok(Limits {
-        soft: limit.rlim_cur,
-        hard: limit.rlim_max,
-    })
-}
-
-#[allow(unsafe_code)]
-fn get() -> io::Result<libc::rlimit> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit through the pointer, which points at a live local.
-    let r = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    if r == 0 {
-        Ok(limit)
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-#[allow(unsafe_code)]
-fn set(limit: &libc::rlimit) -> io::Result<()> {
-    // SAFETY: setrlimit only reads the rlimit the reference points at.
-    let r = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, limit) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    Limits {
+        soft: limit.current.unwrap_or(u64::MAX),
+        hard: limit.maximum.unwrap_or(u64::MAX),
     }
 }
 
@@ -118,29 +96,25 @@ impl Budget {
 /// budget does not fit in it. Called at the start of `auditrelay run`.
 pub fn prepare(config: &Config) {
     let budget = Budget::of(config);
-    match raise_limit() {
-        Ok(limits) => {
-            tracing::info!(
-                soft = limits.soft,
-                hard = limits.hard,
-                needed = budget.needed(),
-                "open-file limit"
-            );
-            if budget.needed() > limits.soft {
-                tracing::warn!(
-                    limit = limits.soft,
-                    needed = budget.needed(),
-                    connections = budget.connections,
-                    sockets = budget.sockets,
-                    destinations = budget.destinations,
-                    reserve = RESERVE,
-                    "the listeners' max_connections do not fit in the open-file limit: \
-                     raise LimitNOFILE (ulimit -Hn) or lower max_connections, or a flood of \
-                     connections can leave the store without descriptors"
-                );
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+    let limits = raise_limit();
+    tracing::info!(
+        soft = limits.soft,
+        hard = limits.hard,
+        needed = budget.needed(),
+        "open-file limit"
+    );
+    if budget.needed() > limits.soft {
+        tracing::warn!(
+            limit = limits.soft,
+            needed = budget.needed(),
+            connections = budget.connections,
+            sockets = budget.sockets,
+            destinations = budget.destinations,
+            reserve = RESERVE,
+            "the listeners' max_connections do not fit in the open-file limit: \
+             raise LimitNOFILE (ulimit -Hn) or lower max_connections, or a flood of \
+             connections can leave the store without descriptors"
+        );
     }
 }
 
@@ -150,7 +124,7 @@ mod tests {
 
     #[test]
     fn the_soft_limit_is_raised_to_the_hard_limit() {
-        let limits = raise_limit().unwrap();
+        let limits = raise_limit();
         assert_eq!(limits.soft, limits.hard);
     }
 

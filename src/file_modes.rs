@@ -43,13 +43,9 @@ pub fn make_private(data_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-#[allow(unsafe_code)]
 fn set_umask(mask: u32) {
-    // SAFETY: umask(2) cannot fail and touches no memory of ours; it changes a process-wide
-    // setting, which is why it runs at start-up before files are created.
-    unsafe {
-        libc::umask(mask as libc::mode_t);
-    }
+    // A process-wide setting: which is why it is set at start-up, before files are created.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask as rustix::fs::RawMode));
 }
 
 /// Opens `path` for appending; if this call creates it, gives it exactly `mode` (the umask

@@ -2,8 +2,7 @@
 //!
 //! This library holds the pieces the `auditrelay` binary is made of, so that integration tests
 //! and benchmarks can drive them directly. Parsing lives in the `auditrelay-parsers` crate.
-// Unsafe code is denied everywhere but in `forward::tcp_ack` (one documented ioctl) and the
-// start-up calls of `file_modes` (umask) and `descriptors` (getrlimit/setrlimit).
+// Unsafe code is denied everywhere but in `forward::tcp_ack`, one documented ioctl.
 #![deny(unsafe_code)]
 
 pub mod config;

@@ -288,20 +288,11 @@ fn a_configured_token_file_and_allowed_host_names_are_honoured() {
 
 /// Raises this process's open-file limit to its hard limit, for the flood's sockets.
 fn raise_open_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed by reference.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = limit.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
+    let limit = auditrelay::descriptors::raise_limit();
     assert!(
-        limit.rlim_cur as usize > FLOOD + 100,
+        limit.soft as usize > FLOOD + 100,
         "the hard limit of open files ({}) is too low for {FLOOD} connections",
-        limit.rlim_cur
+        limit.soft
     );
 }
 

@@ -15,24 +15,11 @@ use common::forwarding::frames;
 use common::{free_port, wait_for, Relay, BIN};
 
 /// The soft limit the relay is started with: what many systems give a service by default.
-const STARTING_SOFT_LIMIT: libc::rlim_t = 1024;
+const STARTING_SOFT_LIMIT: u64 = 1024;
 /// Idle connections the test opens: several times the listener's default cap of 1024.
 const FLOOD: usize = 5000;
 /// The default `max_connections` of a stream listener.
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-
-fn nofile_limit() -> libc::rlimit {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit through a pointer to a live local.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-        0
-    );
-    limit
-}
 
 /// The soft "Max open files" of a process, from /proc.
 fn soft_open_files_limit(pid: u32) -> u64 {
@@ -53,16 +40,17 @@ fn open_descriptors(pid: u32) -> usize {
 #[test]
 fn relay_raises_its_open_file_limit_and_refuses_connections_past_the_cap() {
     // The test itself holds the flood's client ends.
-    let mut own = nofile_limit();
-    let hard = own.rlim_max;
+    let own = auditrelay::descriptors::raise_limit();
+    let hard = own.hard;
+    assert_eq!(
+        own.soft, hard,
+        "this test raises its own soft limit to the hard one"
+    );
     assert!(
-        hard >= (FLOOD + DEFAULT_MAX_CONNECTIONS * 2) as libc::rlim_t,
+        hard >= (FLOOD + DEFAULT_MAX_CONNECTIONS * 2) as u64,
         "this test needs a hard open-file limit of at least {}, have {hard}",
         FLOOD + DEFAULT_MAX_CONNECTIONS * 2
     );
-    own.rlim_cur = hard;
-    // SAFETY: setrlimit only reads the rlimit passed.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &own) }, 0);
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -85,15 +73,12 @@ fn relay_raises_its_open_file_limit_and_refuses_connections_past_the_cap() {
     // async-signal-safe, on a value it owns.
     unsafe {
         command.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: STARTING_SOFT_LIMIT,
-                rlim_max: hard,
+            let limit = rustix::process::Rlimit {
+                current: Some(STARTING_SOFT_LIMIT),
+                maximum: Some(hard),
             };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                .map_err(std::io::Error::from)
         });
     }
     let relay = Relay {
