@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{digest_records, log_tail, Cluster, Node, NodeOptions};
 use common::forwarding::{frames, noise, octet_frames, send_paced_reconnecting, send_tcp, Tally};
+use common::mounts::{unmount, Tmpfs};
 use common::peer_wire;
 use common::peers::{
     rsyslog_omrelp_sender, rsyslog_root, spawn_loggen, Input, KillOnDrop, Receiver,
@@ -325,8 +326,7 @@ fn a_node_whose_disk_fills_exits_non_zero_and_the_others_keep_serving() {
     let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     // Declared before the cluster, so that it is unmounted after the relays are gone.
-    let disk = Tmpfs::mount(&dir.path().join("small-disk"), "64m")
-        .expect("this test needs to mount a tmpfs (root)");
+    let disk = Tmpfs::mount(&dir.path().join("small-disk"), "64m");
     one_node_s_storage_fails(dir.path(), disk.path.join("data"), 25_000, 400_000, || {});
 }
 
@@ -799,48 +799,6 @@ fn leader_other_than(cluster: &mut Cluster, i: usize) -> usize {
         cluster.restart(i);
     }
     panic!("node {} kept being elected leader", cluster.nodes[i].id);
-}
-
-/// A tmpfs mounted for the length of a test.
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (e.g. `64m`) on `path`; None if mounting is not allowed here.
-    fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(path).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .output()
-            .ok()?;
-        if out.status.success() {
-            Some(Tmpfs {
-                path: path.to_path_buf(),
-            })
-        } else {
-            eprintln!("mount: {}", String::from_utf8_lossy(&out.stderr).trim());
-            None
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        unmount(&self.path);
-    }
-}
-
-/// Unmounts `path`, lazily if it is still busy.
-fn unmount(path: &Path) {
-    let unmounted = Command::new("umount")
-        .arg(path)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !unmounted {
-        let _ = Command::new("umount").arg("-l").arg(path).status();
-    }
 }
 
 /// A FUSE mount of `tests/peers/faultyfs.py` for the length of a test: a pass-through to a

@@ -8,11 +8,12 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::cluster::{digest_records, try_digest};
+use common::mounts::Tmpfs;
 use common::{free_port, http_get, wait_for, Relay};
 
 /// `relay::SHUTDOWN_BOUND`, as the README states it.
@@ -332,43 +333,6 @@ fn below_the_disk_watermark_datagrams_are_refused_and_streams_held_back() {
     assert!(status.success(), "{status}; log:\n{}", relay.log_text());
     assert_eq!(relay.query(&["--text", "held back"]).len(), 1);
     assert!(relay.query(&["--text", "a datagram"]).is_empty());
-}
-
-/// A tmpfs mounted for the length of a test. Mounting needs root: the test fails, saying so,
-/// where it cannot mount (CI and the development machines run as root).
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(path).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .output()
-            .expect("mount runs");
-        assert!(
-            out.status.success(),
-            "this test needs to mount a tmpfs (root): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Tmpfs {
-            path: path.to_path_buf(),
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.path)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-        }
-    }
 }
 
 /// Copies a directory tree (`cp -a`).

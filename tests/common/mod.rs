@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod forwarding;
 pub mod http_server;
+pub mod mounts;
 pub mod peer_wire;
 pub mod peers;
 pub mod pki;
