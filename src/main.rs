@@ -69,7 +69,7 @@ enum ClusterCommand {
         #[arg(long)]
         http: SocketAddr,
         #[command(flatten)]
-        token: TokenArgs,
+        token: TokenSource,
     },
     /// Add a node (started with `join = true`): it catches up, then becomes a voting member.
     /// Node ids are never reused.
@@ -82,7 +82,7 @@ enum ClusterCommand {
         #[arg(long)]
         http: SocketAddr,
         #[command(flatten)]
-        token: TokenArgs,
+        token: TokenSource,
     },
     /// Remove a node from the cluster.
     Remove {
@@ -92,40 +92,17 @@ enum ClusterCommand {
         #[arg(long)]
         http: SocketAddr,
         #[command(flatten)]
-        token: TokenArgs,
+        token: TokenSource,
     },
-}
-
-/// Where a command finds the node's admin token (else `AUDITRELAY_ADMIN_TOKEN`).
-#[derive(clap::Args)]
-struct TokenArgs {
-    /// A file holding the node's admin token (its http.admin_token_file).
-    #[arg(long, conflicts_with = "data_dir")]
-    token_file: Option<PathBuf>,
-    /// The node's data directory, whose admin.token is read.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-}
-
-impl TokenArgs {
-    fn source(self) -> TokenSource {
-        TokenSource {
-            token_file: self.token_file,
-            data_dir: self.data_dir,
-        }
-    }
 }
 
 /// Sends a cluster command to the node at `http` and prints its answer.
 fn run_cluster(command: ClusterCommand) -> Result<(), String> {
     let (http, method, path, token) = match command {
         // Reading needs no token; one given is sent all the same.
-        ClusterCommand::Status { http, token } => (
-            http,
-            "GET",
-            "/cluster/status".to_string(),
-            token.source().find()?,
-        ),
+        ClusterCommand::Status { http, token } => {
+            (http, "GET", "/cluster/status".to_string(), token.find()?)
+        }
         ClusterCommand::Add {
             id,
             address,
@@ -135,13 +112,13 @@ fn run_cluster(command: ClusterCommand) -> Result<(), String> {
             http,
             "POST",
             format!("/cluster/add?id={id}&address={address}"),
-            Some(token.source().require()?),
+            Some(token.require()?),
         ),
         ClusterCommand::Remove { id, http, token } => (
             http,
             "POST",
             format!("/cluster/remove?id={id}"),
-            Some(token.source().require()?),
+            Some(token.require()?),
         ),
     };
     match auditrelay::ops_client::request(http, method, &path, token.as_deref())? {
@@ -172,7 +149,7 @@ enum DlqCommand {
         #[arg(long)]
         http: std::net::SocketAddr,
         #[command(flatten)]
-        token: TokenArgs,
+        token: TokenSource,
     },
 }
 
@@ -413,7 +390,6 @@ fn main() -> ExitCode {
             http,
             token,
         }) => token
-            .source()
             .require()
             .and_then(|token| auditrelay::dlq::replay(http, &destination, &token))
             .map(|answer| println!("{answer}")),

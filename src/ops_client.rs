@@ -16,9 +16,13 @@ pub const TOKEN_VARIABLE: &str = "AUDITRELAY_ADMIN_TOKEN";
 /// then `--data-dir` (the `admin.token` the node generated there), then
 /// `AUDITRELAY_ADMIN_TOKEN`: a flag on the command line says more about this one call than
 /// a variable set for the whole session.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct TokenSource {
+    /// A file holding the node's admin token (its http.admin_token_file).
+    #[arg(long, conflicts_with = "data_dir")]
     pub token_file: Option<PathBuf>,
+    /// The node's data directory, whose admin.token is read.
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
 }
 

@@ -4,18 +4,12 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tokio::sync::mpsc;
 
 use super::sink::{Batch, SinkContext};
 use super::Backoff;
-
-/// Opens the output for appending; a file the relay creates gets the destination's
-/// `file_mode` (the process umask keeps everything else private, see `file_modes`).
-fn open(path: &Path, mode: u32) -> std::io::Result<File> {
-    crate::file_modes::create_with_mode(path, mode)
-}
 
 /// Writes and syncs one batch; blocking. A batch that fails half-way is cut off again, so the
 /// retry does not leave a partial line in front of it.
@@ -70,7 +64,9 @@ pub async fn run(mut ctx: SinkContext, mut batches: mpsc::Receiver<Batch>) {
             }
             let mut f = match file.take() {
                 Some(f) => f,
-                None => match open(&path, ctx.dest.file_mode) {
+                // A file the relay creates gets the destination's `file_mode` (the process
+                // umask keeps everything else private, see `file_modes`).
+                None => match crate::file_modes::create_with_mode(&path, ctx.dest.file_mode) {
                     Ok(f) => f,
                     Err(e) => {
                         ctx.metrics.failures.increment(1);

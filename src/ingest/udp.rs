@@ -33,6 +33,30 @@ const HAND_OVER_AT: usize = 256;
 /// holds is outside the pipeline's byte budget until handed over.
 const HAND_OVER_BYTES: usize = 1 << 20;
 
+/// Datagrams a thread prepared and has not handed over yet, and the bytes of their JSON.
+#[derive(Default)]
+struct Prepared {
+    records: Vec<PreparedRecord>,
+    bytes: usize,
+}
+
+impl Prepared {
+    fn push(&mut self, record: PreparedRecord) {
+        self.bytes += record.record.json.len();
+        self.records.push(record);
+    }
+
+    /// Whether to hand them over before reading more: [`HAND_OVER_AT`] or [`HAND_OVER_BYTES`].
+    fn due(&self) -> bool {
+        self.records.len() >= HAND_OVER_AT || self.bytes >= HAND_OVER_BYTES
+    }
+
+    fn take(&mut self) -> std::vec::Drain<'_, PreparedRecord> {
+        self.bytes = 0;
+        self.records.drain(..)
+    }
+}
+
 /// How often a thread waiting for traffic looks for shutdown.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
 
@@ -92,21 +116,14 @@ fn serve(ingest: &Ingest, socket: &UdpSocket) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     // Most datagrams come from the sender of the one before: its address is printed once.
     let mut last: Option<(SocketAddr, Peer)> = None;
-    let mut prepared = Vec::with_capacity(HAND_OVER_AT);
-    // Bytes of JSON in `prepared`, kept by `read` and zeroed by `hand_over`.
-    let mut held = 0usize;
-    let mut read = |socket: &UdpSocket,
-                    prepared: &mut Vec<PreparedRecord>,
-                    held: &mut usize|
-     -> io::Result<()> {
+    let mut prepared = Prepared::default();
+    let mut read = |socket: &UdpSocket, prepared: &mut Prepared| -> io::Result<()> {
         let (len, from) = socket.recv_from(&mut buf)?;
         let peer = match &last {
             Some((addr, peer)) if *addr == from => peer,
             _ => &last.insert((from, Peer::of(from))).1,
         };
-        let record = prepare(ingest, &buf[..len], peer);
-        *held += record.record.json.len();
-        prepared.push(record);
+        prepared.push(prepare(ingest, &buf[..len], peer));
         Ok(())
     };
     let nothing_queued = |e: &io::Error| {
@@ -120,7 +137,7 @@ fn serve(ingest: &Ingest, socket: &UdpSocket) {
     };
     while !ingest.shutdown.is_set() {
         // Quiet: wait for a datagram, or for the next look at shutdown.
-        match read(socket, &mut prepared, &mut held) {
+        match read(socket, &mut prepared) {
             Ok(()) => {}
             Err(e) if nothing_queued(&e) => continue,
             Err(e) => {
@@ -132,7 +149,7 @@ fn serve(ingest: &Ingest, socket: &UdpSocket) {
         // nothing.
         if let Err(e) = socket.set_nonblocking(true) {
             warn(&e);
-            if !hand_over(ingest, &mut prepared, &mut held) {
+            if !hand_over(ingest, &mut prepared) {
                 return;
             }
             continue;
@@ -140,7 +157,7 @@ fn serve(ingest: &Ingest, socket: &UdpSocket) {
         loop {
             let mut taken = 0usize;
             loop {
-                match read(socket, &mut prepared, &mut held) {
+                match read(socket, &mut prepared) {
                     Ok(()) => taken += 1,
                     Err(e) if nothing_queued(&e) => break,
                     Err(e) => {
@@ -148,12 +165,11 @@ fn serve(ingest: &Ingest, socket: &UdpSocket) {
                         break;
                     }
                 }
-                let due = prepared.len() >= HAND_OVER_AT || held >= HAND_OVER_BYTES;
-                if due && !hand_over(ingest, &mut prepared, &mut held) {
+                if prepared.due() && !hand_over(ingest, &mut prepared) {
                     return;
                 }
             }
-            if !hand_over(ingest, &mut prepared, &mut held) {
+            if !hand_over(ingest, &mut prepared) {
                 return;
             }
             if taken == 0 || ingest.shutdown.is_set() {
@@ -166,7 +182,7 @@ fn serve(ingest: &Ingest, socket: &UdpSocket) {
         }
     }
     // Received before shutdown: accepted like the rest.
-    hand_over(ingest, &mut prepared, &mut held);
+    hand_over(ingest, &mut prepared);
 }
 
 /// Prepares one datagram: parsed, with its source and receive time.
@@ -186,9 +202,8 @@ fn prepare(ingest: &Ingest, datagram: &[u8], peer: &Peer) -> PreparedRecord {
 
 /// Hands prepared datagrams to the pipeline, counting those it has no room for (by count or
 /// by bytes) or that the disk watermark refuses; `false` once the pipeline has closed.
-fn hand_over(ingest: &Ingest, prepared: &mut Vec<PreparedRecord>, held: &mut usize) -> bool {
-    *held = 0;
-    for record in prepared.drain(..) {
+fn hand_over(ingest: &Ingest, prepared: &mut Prepared) -> bool {
+    for record in prepared.take() {
         match ingest.pipeline.try_send(record) {
             Ok(()) => {}
             Err(Refused::Full) => ingest

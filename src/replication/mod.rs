@@ -428,13 +428,13 @@ impl peer::Handler for Replica {
                 self.admit(caller, Claim::raft(kind, &rpc.vote))?;
                 encode(&self.raft.install_snapshot(rpc).await)
             }
-            Kind::Write | Kind::Admin => {
+            Kind::Write => {
                 self.admit(caller, Claim { kind, vote: None })?;
-                if kind == Kind::Write {
-                    encode(&self.write_here(decode(&body)?).await)
-                } else {
-                    encode(&self.admin(decode(&body)?).await)
-                }
+                encode(&self.write_here(decode(&body)?).await)
+            }
+            Kind::Admin => {
+                self.admit(caller, Claim { kind, vote: None })?;
+                encode(&self.admin(decode(&body)?).await)
             }
         };
         Ok(answer?)

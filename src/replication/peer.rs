@@ -7,8 +7,8 @@
 //! client checks it reached the node it meant, the server hands the caller's id to the
 //! [`Handler`], which decides what that node may ask (see `admission`). The server bounds what
 //! a caller can hold: [`MAX_PEER_CONNECTIONS`], a handshake within [`CONNECT_TIMEOUT`], frames
-//! within [`FRAME_TIMEOUT`] and [`frame::MAX_FRAME`], idle connections closed after
-//! [`IDLE_TIMEOUT`].
+//! within [`FRAME_TIMEOUT`] and [`MAX_FRAME`](super::frame::MAX_FRAME), idle connections
+//! closed after [`IDLE_TIMEOUT`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -32,7 +32,7 @@ use tokio::sync::Semaphore;
 
 use super::admission::Refusal;
 use super::config::PeerTlsFiles;
-use super::frame::{self, read_frame, read_len, read_rest, write_frame, FrameError};
+use super::frame::{read_frame, read_len, read_rest, write_frame, FrameError};
 use super::identity::node_id_of_chain;
 use super::metrics::peer_refused;
 use super::types::{decode, encode, NodeId, TypeConfig};
@@ -75,8 +75,8 @@ pub const MAX_PEER_CONNECTIONS: usize = 64;
 /// An open connection with no frame for this long is closed: Raft's heartbeats keep live
 /// ones busy many times a second.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-/// A frame, once its length arrived, must arrive whole within this: [`frame::MAX_FRAME`] at
-/// a few MB/s.
+/// A frame, once its length arrived, must arrive whole within this:
+/// [`MAX_FRAME`](super::frame::MAX_FRAME) at a few MB/s.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
 /// A client reuses a connection idle for less than this, well within [`IDLE_TIMEOUT`], so it
 /// never writes to one the server is about to close.
@@ -485,9 +485,8 @@ async fn serve_connection<H: Handler>(
                     refuse(Refusal::Timeout, from, Some(caller), &detail);
                     return;
                 }
-                Next::Ended(FrameError::TooLarge(len)) => {
-                    let detail = format!("frame of {len} bytes declared, over {}", frame::MAX_FRAME);
-                    refuse(Refusal::FrameTooLarge, from, Some(caller), &detail);
+                Next::Ended(e @ FrameError::TooLarge(_)) => {
+                    refuse(Refusal::FrameTooLarge, from, Some(caller), &e.to_string());
                     return;
                 }
                 Next::Ended(e) => {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 pub use batcher::{run_batcher, BatchLimits};
-pub use pipeline::{Charge, Intake, IntakeGate, Pipeline, Refused, Uncommitted, RECORD_OVERHEAD};
+pub use pipeline::{Charge, Intake, IntakeGate, Pipeline, Refused};
 
 use crate::metrics::ListenerMetrics;
 use crate::store::keys::IndexTerms;

@@ -145,7 +145,8 @@ impl Pipeline {
     }
 
     /// Bytes of the budget in use.
-    pub fn used_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn used_bytes(&self) -> usize {
         self.budget_bytes - self.budget.available_permits()
     }
 
