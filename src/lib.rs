@@ -5,6 +5,7 @@
 // Unsafe code is denied everywhere but in `forward::tcp_ack`, one documented ioctl.
 #![deny(unsafe_code)]
 
+pub mod accept;
 pub mod config;
 pub mod descriptors;
 pub mod disk_watermark;

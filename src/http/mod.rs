@@ -41,8 +41,6 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// a connection may sit idle. A request being served has no bound: adding a node waits until
 /// the node has caught up.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// The pause after a failed `accept` (out of file descriptors, say), instead of spinning.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// What the endpoint reports on, and who may call it.
 pub struct Status {
@@ -95,16 +93,10 @@ pub async fn serve(listener: TcpListener, status: Status, mut shutdown: Shutdown
     let status = Arc::new(status);
     let slots = ConnectionSlots::new(MAX_CONNECTIONS);
     loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "operations endpoint: accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-            _ = shutdown.wait() => return,
+        let Some((stream, peer)) =
+            crate::accept::next(&listener, &mut shutdown, "operations endpoint").await
+        else {
+            return;
         };
         let slot = match slots.admit() {
             Admission::Admitted { slot, evicted } => {

@@ -48,17 +48,10 @@ pub async fn run(
     let limit = Arc::new(Semaphore::new(ingest.config.max_connections));
     let mut shutdown = ingest.shutdown.clone();
     loop {
-        let (stream, addr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(listener = %ingest.config.name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.wait() => return Ok(()),
+        let Some((stream, addr)) =
+            crate::accept::next(&listener, &mut shutdown, &ingest.config.name).await
+        else {
+            return Ok(());
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             ingest.metrics.connections_refused.increment(1);

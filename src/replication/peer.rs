@@ -369,16 +369,8 @@ pub async fn serve<H: Handler>(
 ) {
     let slots = Arc::new(Semaphore::new(MAX_PEER_CONNECTIONS));
     loop {
-        let (tcp, from) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "peer accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.wait() => return,
+        let Some((tcp, from)) = crate::accept::next(&listener, &mut shutdown, "peer").await else {
+            return;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             refuse(Refusal::Connections, from, None, "connection limit reached");
